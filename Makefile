@@ -1,0 +1,28 @@
+# The two set-up commands of a fresh clone: `make demo` and `make test`.
+# Both create .venv from the pinned requirements when it is missing (or when
+# the requirements changed) and reuse it when present.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test clean venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements.lock setup.py pyproject.toml
+	@test -x $(BIN)/python || { command -v $(PYTHON) >/dev/null && $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m featnet_tf.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) demo_output *.egg-info

@@ -1,0 +1,66 @@
+"""FeatNet forward+backward time per batch on this machine.
+
+Criteo-shaped inputs: M = 39 categorical fields (the 13 bucketized numerics
+of Criteo are id lookups too) with the paper's defaults (D=16, S=10, r=4,
+E=16, towers 3×128). Times a compiled `train_step` (forward, backward and
+Adam update) after warm-up; prints one line per batch size.
+
+    python benchmarks/featnet_step_time.py --batch_sizes 1024 --steps 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import featnet_tf  # noqa: F401  (selects legacy Keras)
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from featnet_tf.features import FeatureSpec, Field
+from featnet_tf.models import FeatNet
+
+
+def criteo_shaped_spec(num_fields: int, ids_per_field: int) -> FeatureSpec:
+    return FeatureSpec(tuple(Field(f"f{i}", "categorical", vocabulary_size=ids_per_field) for i in range(num_fields)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num_fields", type=int, default=39)
+    parser.add_argument("--ids_per_field", type=int, default=23_000, help="≈0.9M ids in all, like BARS Criteo_x4")
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1024])
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    spec = criteo_shaped_spec(args.num_fields, args.ids_per_field)
+    model = FeatNet(spec)
+    model.compile(keras.optimizers.Adam(1e-4), keras.losses.BinaryCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    for batch_size in args.batch_sizes:
+        features = {f.name: tf.constant(rng.integers(0, f.num_ids, batch_size)) for f in spec.fields}
+        labels = tf.constant(rng.integers(0, 2, (batch_size, 1)).astype(np.float32))
+        step = tf.function(lambda x, y: model.train_step((x, y)))
+        for _ in range(args.warmup):
+            step(features, labels)
+        times = []
+        for _ in range(args.steps):
+            start = time.perf_counter()
+            float(step(features, labels)["loss"])
+            times.append(time.perf_counter() - start)
+        embedding = model.field_embedding.count_params()
+        print(
+            f"M={args.num_fields} batch={batch_size}: {1000 * np.median(times):.1f} ms/step median "
+            f"(p10 {1000 * np.percentile(times, 10):.1f}, p90 {1000 * np.percentile(times, 90):.1f}), "
+            f"{batch_size / np.median(times):,.0f} examples/s; parameters {model.count_params():,} "
+            f"({embedding:,} embedding, {model.count_params() - embedding:,} other); "
+            f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} intra-op threads",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

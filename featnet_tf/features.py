@@ -1,0 +1,415 @@
+"""The one description of a model's inputs: `Field` and `FeatureSpec`.
+
+A `FeatureSpec` is read by every stage of featnet_tf: the Beam pipeline parses
+and indexes raw rows with it, `featnet_tf.data` builds the `tf.data` parsing
+spec from it, `FieldEmbedding` sizes its tables from it and the exported
+SavedModel derives its serving signature from it. Nothing re-describes the
+columns by hand anywhere else.
+
+This module stands on the ground floor of the package: it imports nothing of
+featnet_tf and no TensorFlow, so that pipelines and tools can use it cheaply.
+
+Id conventions shared by the pipeline, the embedding layer and the export:
+
+* ``MISSING_ID = 0``: the value is absent (an empty column); also the padding
+  id of multi-hot lists, which pooling masks out.
+* ``OOV_ID = 1``: a value that is not in the train vocabulary.
+* ``2 ..``: vocabulary entries in vocabulary-file order, or hash buckets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+MISSING_ID = 0
+OOV_ID = 1
+NUM_RESERVED_IDS = 2
+
+FIELD_KINDS = ("numeric", "categorical", "multi_hot", "dense_vector")
+NUMERIC_TRANSFORMS = ("log_square_bucket", "log_normalize", "identity")
+POOLINGS = ("mean", "sum")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def log_square_bucket(value: float) -> int:
+    """Criteo's numeric bucketization used by the BARS benchmark.
+
+    ``floor(ln(x)^2)`` for ``x > 2``, else ``int(x)`` (so 0, 1, 2 and the
+    negative values of Criteo's I2 keep buckets of their own).
+    """
+    if value > 2:
+        return int(math.floor(math.log(value) ** 2))
+    return int(value)
+
+
+def log_normalize(value: float) -> float:
+    """Signed log scaling ``sign(x)·ln(1 + |x|)`` for value-scaled numerics."""
+    return math.copysign(math.log1p(abs(value)), value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One input field of a CTR model.
+
+    Args:
+        name: column name, unique in the spec; also the model's input name.
+        kind: one of `numeric`, `categorical`, `multi_hot`, `dense_vector`.
+        vocabulary_size: number of learned vocabulary entries (reserved ids
+            excluded). Filled in by the preprocessing pipeline for fields
+            without `hash_buckets`.
+        vocabulary_file: path of the vocabulary, relative to the directory of
+            the spec file, one token per line in id order (first line = id 2).
+        hash_buckets: if set, categorical/multi-hot values are hashed into this
+            many buckets instead of looked up in a vocabulary (for huge
+            cardinalities); no vocabulary is built.
+        min_count: tokens seen fewer times than this in the train split are
+            left out of the vocabulary (they map to OOV).
+        top_k: keep at most this many most frequent tokens.
+        transform: for numerics. `log_square_bucket` (BARS Criteo: the value
+            becomes a token ``floor(ln(x)^2)`` looked up in a vocabulary),
+            `log_normalize` (value-scaled field vector with
+            ``sign(x)·ln(1+|x|)``) or `identity` (value-scaled, raw value).
+        default: value used for a missing numeric (value-scaled transforms) or
+            dense vector element. Missing categoricals always map to
+            `MISSING_ID`.
+        separator: token separator of a multi-hot column.
+        max_length: multi-hot lists are padded or truncated to this length.
+        pooling: `mean` or `sum` pooling of a multi-hot field (Eq. 1).
+        dimension: length of a dense vector field.
+    """
+
+    name: str
+    kind: str
+    vocabulary_size: int | None = None
+    vocabulary_file: str | None = None
+    hash_buckets: int | None = None
+    min_count: int = 1
+    top_k: int | None = None
+    transform: str | None = None
+    default: float = 0.0
+    separator: str = "|"
+    max_length: int = 8
+    pooling: str = "mean"
+    dimension: int | None = None
+
+    def __post_init__(self) -> None:
+        _require(bool(self.name), f"A field needs a name. Received: name={self.name!r}")
+        _require(
+            self.kind in FIELD_KINDS,
+            f"Unknown field kind for field `{self.name}`: kind={self.kind!r}. "
+            f"Expected one of {FIELD_KINDS}.",
+        )
+        if self.kind == "numeric":
+            transform = self.transform or "log_square_bucket"
+            _require(
+                transform in NUMERIC_TRANSFORMS,
+                f"Unknown numeric transform for field `{self.name}`: "
+                f"transform={self.transform!r}. Expected one of {NUMERIC_TRANSFORMS}.",
+            )
+            object.__setattr__(self, "transform", transform)
+        elif self.transform is not None:
+            raise ValueError(
+                f"`transform` applies to numeric fields only; field `{self.name}` "
+                f"is {self.kind}. Received: transform={self.transform!r}"
+            )
+        _require(
+            self.vocabulary_size is None or self.vocabulary_size >= 0,
+            f"`vocabulary_size` of field `{self.name}` must be >= 0. "
+            f"Received: vocabulary_size={self.vocabulary_size}",
+        )
+        for name in ("hash_buckets", "top_k"):
+            value = getattr(self, name)
+            _require(
+                value is None or value > 0,
+                f"`{name}` of field `{self.name}` must be positive. Received: {name}={value}",
+            )
+        _require(
+            self.min_count >= 1,
+            f"`min_count` of field `{self.name}` must be >= 1. Received: min_count={self.min_count}",
+        )
+        _require(
+            self.max_length > 0,
+            f"`max_length` of field `{self.name}` must be positive. Received: max_length={self.max_length}",
+        )
+        _require(
+            self.pooling in POOLINGS,
+            f"Unknown pooling for field `{self.name}`: pooling={self.pooling!r}. Expected one of {POOLINGS}.",
+        )
+        if self.kind == "dense_vector":
+            _require(
+                self.dimension is not None and self.dimension > 0,
+                f"Dense vector field `{self.name}` needs a positive `dimension`. "
+                f"Received: dimension={self.dimension}",
+            )
+        if self.hash_buckets is not None:
+            _require(
+                self.uses_tokens,
+                f"`hash_buckets` applies to categorical and multi-hot fields; field "
+                f"`{self.name}` is {self.kind}.",
+            )
+
+    @property
+    def uses_tokens(self) -> bool:
+        """Whether the field's values are tokens mapped to embedding ids."""
+        return self.kind in ("categorical", "multi_hot") or (
+            self.kind == "numeric" and self.transform == "log_square_bucket"
+        )
+
+    @property
+    def is_value_scaled(self) -> bool:
+        """Numeric field embedded as ``value · e_field`` rather than looked up."""
+        return self.kind == "numeric" and not self.uses_tokens
+
+    @property
+    def uses_vocabulary(self) -> bool:
+        return self.uses_tokens and self.hash_buckets is None
+
+    @property
+    def num_ids(self) -> int:
+        """Rows of this field's embedding table, reserved ids included."""
+        if not self.uses_tokens:
+            raise ValueError(f"Field `{self.name}` ({self.kind}) has no ids.")
+        if self.hash_buckets is not None:
+            return self.hash_buckets + NUM_RESERVED_IDS
+        if self.vocabulary_size is None:
+            raise ValueError(
+                f"Field `{self.name}` has no vocabulary yet: run the preprocessing "
+                "pipeline or set `vocabulary_size`."
+            )
+        return self.vocabulary_size + NUM_RESERVED_IDS
+
+    def to_dict(self) -> dict[str, Any]:
+        defaults = {f.name: f.default for f in dataclasses.fields(Field)}
+        values = dataclasses.asdict(self)
+        return {
+            key: value
+            for key, value in values.items()
+            if key in ("name", "kind") or value != defaults[key]
+        }
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> "Field":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known)
+        _require(
+            not unknown,
+            f"Unknown keys {unknown} in field {config.get('name')!r}. Known keys: {sorted(known)}",
+        )
+        return cls(**config)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFormat:
+    """How raw rows of a delimited text file map to fields.
+
+    Args:
+        delimiter: column separator.
+        header: whether the first line of every file names the columns.
+        columns: column names in file order when there is no header. When
+            there is a header the file's own names are used and this may be
+            left empty.
+        label: name of the 0/1 label column.
+        key: optional column used as the row key (else file:line).
+    """
+
+    delimiter: str = ","
+    header: bool = True
+    columns: tuple[str, ...] = ()
+    label: str = "label"
+    key: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", tuple(self.columns))
+        _require(len(self.delimiter) == 1, f"`delimiter` must be one character. Received: {self.delimiter!r}")
+        _require(
+            self.header or self.columns,
+            "A headerless input format must name its `columns`.",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """The fields of a dataset, in the order the model sees them (Eq. 1).
+
+    Args:
+        fields: the model's input fields, ``x = [x_1, ..., x_M]``.
+        label: name of the label feature in TFRecords and raw inputs.
+        input_format: optional description of raw delimited files.
+    """
+
+    fields: tuple[Field, ...]
+    label: str = "label"
+    input_format: InputFormat | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", tuple(self.fields))
+        _require(len(self.fields) > 0, "A FeatureSpec needs at least one field.")
+        names = [field.name for field in self.fields]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        _require(not duplicates, f"Field names must be unique. Duplicated: {duplicates}")
+        _require(
+            self.label not in names,
+            f"The label `{self.label}` cannot also be a field.",
+        )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(field.name for field in self.fields)
+
+    @property
+    def num_fields(self) -> int:
+        """M, the number of fields (dense features) of Eq. 1."""
+        return len(self.fields)
+
+    def __getitem__(self, name: str) -> Field:
+        for field in self.fields:
+            if field.name == name:
+                return field
+        raise KeyError(f"No field named {name!r}. Fields: {list(self.names)}")
+
+    def replace_field(self, name: str, **changes: Any) -> "FeatureSpec":
+        """A copy with one field's attributes changed."""
+        self[name]  # raises a KeyError naming the field when it is unknown
+        fields = tuple(
+            dataclasses.replace(field, **changes) if field.name == name else field
+            for field in self.fields
+        )
+        return dataclasses.replace(self, fields=fields)
+
+    def vocabulary_path(self, field: Field, spec_dir: str) -> str:
+        if field.vocabulary_file is None:
+            raise ValueError(f"Field `{field.name}` has no vocabulary file.")
+        return os.path.join(spec_dir, field.vocabulary_file)
+
+    # === Serialization ===
+
+    def to_dict(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "label": self.label,
+            "fields": [field.to_dict() for field in self.fields],
+        }
+        if self.input_format is not None:
+            config["input_format"] = dataclasses.asdict(self.input_format)
+            config["input_format"]["columns"] = list(self.input_format.columns)
+        return config
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> "FeatureSpec":
+        unknown = sorted(set(config) - {"label", "fields", "input_format"})
+        _require(not unknown, f"Unknown keys in a FeatureSpec: {unknown}")
+        _require("fields" in config, "A FeatureSpec needs a `fields` list.")
+        input_format = config.get("input_format")
+        return cls(
+            fields=tuple(Field.from_dict(field) for field in config["fields"]),
+            label=config.get("label", "label"),
+            input_format=InputFormat(**input_format) if input_format else None,
+        )
+
+    def save(self, path: str) -> None:
+        """Writes the spec as JSON, or YAML when `path` ends in .yaml/.yml."""
+        text = _dump(self.to_dict(), path)
+        with open(path, "w", encoding="utf-8") as stream:
+            stream.write(text)
+
+    @classmethod
+    def load(cls, path: str) -> "FeatureSpec":
+        """Reads a spec written by `save` (JSON or YAML by file extension)."""
+        with open(path, encoding="utf-8") as stream:
+            text = stream.read()
+        try:
+            config = _parse(text, path)
+        except Exception as error:  # the parsers' own exceptions vary
+            raise ValueError(f"Cannot parse FeatureSpec file {path}: {error}") from error
+        return cls.from_dict(config)
+
+
+def _is_yaml(path: str) -> bool:
+    return path.endswith((".yaml", ".yml"))
+
+
+def _dump(config: dict[str, Any], path: str) -> str:
+    if _is_yaml(path):
+        import yaml
+
+        return yaml.safe_dump(config, sort_keys=False)
+    return json.dumps(config, indent=2) + "\n"
+
+
+def _parse(text: str, path: str) -> Any:
+    if _is_yaml(path):
+        import yaml
+
+        return yaml.safe_load(text)
+    return json.loads(text)
+
+
+# === Well-known datasets ===
+
+CRITEO_NUMERIC = tuple(f"I{i}" for i in range(1, 14))
+CRITEO_CATEGORICAL = tuple(f"C{i}" for i in range(1, 27))
+
+
+def criteo_spec(min_count: int = 2) -> FeatureSpec:
+    """Criteo DAC: label, 13 integer and 26 categorical columns, tab-separated.
+
+    Numerics use the BARS Criteo_x4 bucketization; every vocabulary keeps
+    tokens seen at least `min_count` times in train (BARS x4 uses 2).
+    """
+    fields = [Field(name, "numeric", transform="log_square_bucket", min_count=min_count) for name in CRITEO_NUMERIC]
+    fields += [Field(name, "categorical", min_count=min_count) for name in CRITEO_CATEGORICAL]
+    return FeatureSpec(
+        fields=tuple(fields),
+        label="label",
+        input_format=InputFormat(
+            delimiter="\t",
+            header=False,
+            columns=("label",) + CRITEO_NUMERIC + CRITEO_CATEGORICAL,
+            label="label",
+        ),
+    )
+
+
+AVAZU_RAW_CATEGORICAL = (
+    "C1", "banner_pos", "site_id", "site_domain", "site_category", "app_id",
+    "app_domain", "app_category", "device_id", "device_ip", "device_model",
+    "device_type", "device_conn_type", "C14", "C15", "C16", "C17", "C18",
+    "C19", "C20", "C21",
+)
+AVAZU_TIME_FIELDS = ("hour", "weekday", "weekend")
+
+
+def avazu_spec(min_count: int = 2) -> FeatureSpec:
+    """Avazu: the BARS Avazu_x4 fields. `id` is dropped; the raw `hour`
+    (YYMMDDHH) becomes hour-of-day, weekday and is-weekend tokens."""
+    names = AVAZU_RAW_CATEGORICAL + AVAZU_TIME_FIELDS
+    return FeatureSpec(
+        fields=tuple(Field(name, "categorical", min_count=min_count) for name in names),
+        label="click",
+        input_format=InputFormat(delimiter=",", header=True, label="click", key="id"),
+    )
+
+
+def categorical_spec(names: Iterable[str], label: str, min_count: int = 1, **format_args: Any) -> FeatureSpec:
+    """A spec whose fields are all categorical (e.g. Frappe)."""
+    return FeatureSpec(
+        fields=tuple(Field(name, "categorical", min_count=min_count) for name in names),
+        label=label,
+        input_format=InputFormat(label=label, **format_args),
+    )
+
+
+def with_vocabulary_sizes(spec: FeatureSpec, sizes: Mapping[str, int]) -> FeatureSpec:
+    """A copy of `spec` with `vocabulary_size` set for the named fields."""
+    fields: Sequence[Field] = tuple(
+        dataclasses.replace(field, vocabulary_size=sizes[field.name]) if field.name in sizes else field
+        for field in spec.fields
+    )
+    return dataclasses.replace(spec, fields=tuple(fields))
