@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import os
+import struct
 from typing import Any, Iterable, Mapping, Sequence
 
 MISSING_ID = 0
@@ -48,6 +49,21 @@ def log_square_bucket(value: float) -> int:
     if value > 2:
         return int(math.floor(math.log(value) ** 2))
     return int(value)
+
+
+def to_float32(value: float) -> float:
+    """`value` rounded to float32, as a TFRecord `float_list` stores it, so that
+    Python and TensorFlow bucketize the very same number."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def numeric_token(value: float) -> str:
+    """The vocabulary token of a `log_square_bucket` numeric value.
+
+    The exported model computes the same token with TensorFlow ops from the
+    float32 value in the TFRecord or request; tests check that both agree.
+    """
+    return str(log_square_bucket(to_float32(value)))
 
 
 def log_normalize(value: float) -> float:

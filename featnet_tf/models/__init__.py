@@ -5,16 +5,26 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from featnet_tf.features import FeatureSpec
+from featnet_tf.layers.feature_transform import FeatureTransform
 from featnet_tf.models.featnet import FeatNet, FeatNetOutputs
+from featnet_tf.models.raw_features import RawFeatureModel
 
 MODELS: dict[str, Callable[..., Any]] = {"featnet": FeatNet}
 
 
-def build_model(name: str, feature_spec: FeatureSpec, **kwargs: Any):
-    """Builds the model registered as `name` on `feature_spec`."""
+def build_model(name: str, feature_spec: FeatureSpec, vocabulary_dir: str | None = None, **kwargs: Any):
+    """Builds the model registered as `name` on `feature_spec`.
+
+    With `vocabulary_dir` (a preprocessing output directory) the model takes
+    raw values: a `RawFeatureModel` of `FeatureTransform` and the ranker.
+    Without, it takes the indexed inputs of `FieldEmbedding`.
+    """
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}. Registered models: {sorted(MODELS)}")
-    return MODELS[name](feature_spec, **kwargs)
+    ranker = MODELS[name](feature_spec, **kwargs)
+    if vocabulary_dir is None:
+        return ranker
+    return RawFeatureModel(FeatureTransform(feature_spec, vocabulary_dir, name="transform"), ranker, name=f"{name}_raw")
 
 
-__all__ = ["FeatNet", "FeatNetOutputs", "MODELS", "build_model"]
+__all__ = ["FeatNet", "FeatNetOutputs", "MODELS", "RawFeatureModel", "build_model"]

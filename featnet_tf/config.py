@@ -1,0 +1,327 @@
+"""Experiment configuration: frozen dataclasses, named experiments, overrides.
+
+An experiment is four frozen dataclasses (model, data, training, export) with
+defaults from the paper (§3.1.4). A named experiment (`featnet_criteo`, ...)
+is a starting point; a YAML file and ``--set section.key=value`` flags
+override it, and `resolve` validates the result, raising `ValueError` that
+names the offending value. The resolved config is written to the run
+directory and its hash goes into ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+SCHEDULES = ("constant", "exponential", "cosine")
+STRATEGIES = ("mirrored", "one_device", "multi_worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The model and its hyperparameters (paper §3.1.4 defaults for FeatNet).
+
+    Attributes:
+        name: a registered model name (`featnet_tf.models.MODELS`).
+        embedding_dim: D.
+        num_subsets: S (FeatNet).
+        expand_ratio: r (FeatNet).
+        num_queries: E (FeatNet).
+        tower_units: widths of each subset tower (FeatNet).
+        fsgn_initial_threshold: initial τ of FSGN's soft threshold.
+        sapn_initial_threshold: initial τ of SAPN's soft threshold.
+        dropout: dropout rate of the towers / DNNs.
+        embedding_l2: L2 penalty on the embedding tables (0 for none).
+        params: further keyword arguments of the chosen model's constructor.
+    """
+
+    name: str = "featnet"
+    embedding_dim: int = 16
+    num_subsets: int = 10
+    expand_ratio: int = 4
+    num_queries: int = 16
+    tower_units: tuple[int, ...] = (128, 128, 128)
+    fsgn_initial_threshold: float = -10.0
+    sapn_initial_threshold: float = -10.0
+    dropout: float = 0.0
+    embedding_l2: float = 0.0
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `featnet_tf.models.build_model`."""
+        kwargs: dict[str, Any] = {"embedding_dim": self.embedding_dim}
+        if self.embedding_l2:
+            kwargs["embeddings_regularizer"] = {"class_name": "L2", "config": {"l2": self.embedding_l2}}
+        if self.name == "featnet":
+            kwargs.update(
+                num_subsets=self.num_subsets,
+                expand_ratio=self.expand_ratio,
+                num_queries=self.num_queries,
+                tower_units=self.tower_units,
+                fsgn_initial_threshold=self.fsgn_initial_threshold,
+                sapn_initial_threshold=self.sapn_initial_threshold,
+                dropout=self.dropout,
+            )
+        kwargs.update(self.params)
+        return kwargs
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how it is batched.
+
+    Attributes:
+        data_dir: a `pipelines.preprocess` output directory.
+        batch_size: rows per replica per step; the global batch is
+            ``batch_size × replicas``.
+        eval_batch_size: rows per evaluation batch.
+        shuffle_buffer: rows in the training shuffle buffer.
+    """
+
+    data_dir: str = ""
+    batch_size: int = 1024
+    eval_batch_size: int = 8192
+    shuffle_buffer: int = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """The optimisation.
+
+    Attributes:
+        epochs: maximum number of epochs.
+        learning_rate: Adam's (initial) learning rate; the paper's 1e-4.
+        schedule: `constant`, `exponential` (× decay_rate every decay_steps)
+            or `cosine` (to 0 over decay_steps).
+        decay_steps: steps of the decay schedule.
+        decay_rate: factor of the exponential schedule.
+        early_stopping_patience: epochs without a better validation AUC
+            before stopping; the best weights are restored.
+        steps_per_epoch: steps per epoch (None: one pass over train).
+        validation_steps: validation batches per epoch (None: all).
+        backup_every_steps: steps between `BackupAndRestore` backups.
+        seed: seed of weights, shuffling and dropout.
+        strategy: `mirrored` (all GPUs, else CPU), `one_device` or
+            `multi_worker` (from TF_CONFIG).
+        mixed_precision: train in mixed_float16 (GPUs).
+        jit: compile the train step with XLA.
+    """
+
+    epochs: int = 10
+    learning_rate: float = 1e-4
+    schedule: str = "constant"
+    decay_steps: int = 10_000
+    decay_rate: float = 0.9
+    early_stopping_patience: int = 2
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    backup_every_steps: int = 200
+    seed: int = 0
+    strategy: str = "mirrored"
+    mixed_precision: bool = False
+    jit: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """The SavedModel export.
+
+    Attributes:
+        export_base: TF Serving's model base path; versions go to
+            ``<export_base>/<version>/``. Empty: ``<run_dir>/export``.
+        warmup_examples: rows written as TF Serving warm-up requests.
+    """
+
+    export_base: str = ""
+    warmup_examples: int = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    training: TrainingConfig = TrainingConfig()
+    export: ExportConfig = ExportConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> "ExperimentConfig":
+        return resolve(cls(), flatten(config))
+
+    def config_hash(self) -> str:
+        """12 hex digits identifying this resolved configuration."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+EXPERIMENTS: dict[str, ExperimentConfig] = {
+    "featnet_criteo": ExperimentConfig(),
+    "featnet_avazu": ExperimentConfig(),
+    # Frappe is small (~290k rows in BARS Frappe_x1); a larger learning rate
+    # converges within a CPU budget. Early stopping guards against overfitting.
+    "featnet_frappe": ExperimentConfig(training=TrainingConfig(learning_rate=1e-3, epochs=30, early_stopping_patience=3)),
+}
+
+
+def register_experiment(name: str, config: ExperimentConfig) -> None:
+    EXPERIMENTS[name] = config
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"num_subsets": 8}}`` → ``{"model.num_subsets": 8}``; the
+    free-form ``model.params`` dict stays whole."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and path != "model.params":
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def parse_set_flags(assignments: Sequence[str]) -> dict[str, Any]:
+    """``["model.num_subsets=8"]`` → ``{"model.num_subsets": 8}`` (values as YAML)."""
+    overrides = {}
+    for assignment in assignments:
+        key, separator, text = assignment.partition("=")
+        if not separator or not key:
+            raise ValueError(f"--set takes section.key=value. Received: {assignment!r}")
+        overrides[key.strip()] = yaml.safe_load(text) if text.strip() else ""
+    return overrides
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as stream:
+        config = yaml.safe_load(stream) or {}
+    if not isinstance(config, Mapping):
+        raise ValueError(f"{path} must hold a mapping of sections. Received: {type(config).__name__}")
+    return flatten(config)
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        annotation = next(arg for arg in args if arg is not type(None))
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"`{key}` must be a list. Received: {value!r}")
+        return tuple(_coerce(key, item, args[0]) for item in value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"`{key}` must be true or false. Received: {value!r}")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"`{key}` must be an integer. Received: {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"`{key}` must be a number. Received: {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ValueError(f"`{key}` must be a string. Received: {value!r}")
+        return value
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise ValueError(f"`{key}` must be a mapping. Received: {value!r}")
+
+
+def resolve(base: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentConfig:
+    """`base` with dotted `overrides` applied, validated."""
+    sections = {field.name: getattr(base, field.name) for field in dataclasses.fields(base)}
+    changes: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if section not in sections or not name:
+            raise ValueError(f"Unknown config key `{key}`. Sections: {sorted(sections)}")
+        hints = typing.get_type_hints(type(sections[section]))
+        if name not in hints:
+            raise ValueError(f"Unknown config key `{key}`. Keys of `{section}`: {sorted(hints)}")
+        changes[section][name] = _coerce(key, value, hints[name])
+    config = ExperimentConfig(**{name: dataclasses.replace(value, **changes[name]) for name, value in sections.items()})
+    validate(config)
+    return config
+
+
+def validate(config: ExperimentConfig) -> None:
+    """Raises `ValueError` naming the first invalid value."""
+    positive = {
+        "model.embedding_dim": config.model.embedding_dim,
+        "model.num_subsets": config.model.num_subsets,
+        "model.expand_ratio": config.model.expand_ratio,
+        "model.num_queries": config.model.num_queries,
+        "data.batch_size": config.data.batch_size,
+        "data.eval_batch_size": config.data.eval_batch_size,
+        "data.shuffle_buffer": config.data.shuffle_buffer,
+        "training.epochs": config.training.epochs,
+        "training.learning_rate": config.training.learning_rate,
+        "training.decay_steps": config.training.decay_steps,
+        "training.backup_every_steps": config.training.backup_every_steps,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ValueError(f"`{key}` must be positive. Received: {key}={value}")
+    for key in ("steps_per_epoch", "validation_steps"):
+        value = getattr(config.training, key)
+        if value is not None and value <= 0:
+            raise ValueError(f"`training.{key}` must be positive or null. Received: training.{key}={value}")
+    if not config.model.tower_units or any(units <= 0 for units in config.model.tower_units):
+        raise ValueError(f"`model.tower_units` must be positive widths. Received: model.tower_units={list(config.model.tower_units)}")
+    if not 0.0 <= config.model.dropout < 1.0:
+        raise ValueError(f"`model.dropout` must be in [0, 1). Received: model.dropout={config.model.dropout}")
+    if config.model.embedding_l2 < 0:
+        raise ValueError(f"`model.embedding_l2` must be >= 0. Received: model.embedding_l2={config.model.embedding_l2}")
+    if not 0.0 < config.training.decay_rate <= 1.0:
+        raise ValueError(f"`training.decay_rate` must be in (0, 1]. Received: training.decay_rate={config.training.decay_rate}")
+    if config.training.early_stopping_patience < 0:
+        raise ValueError(
+            f"`training.early_stopping_patience` must be >= 0. Received: {config.training.early_stopping_patience}"
+        )
+    if config.training.schedule not in SCHEDULES:
+        raise ValueError(f"`training.schedule` must be one of {SCHEDULES}. Received: training.schedule={config.training.schedule!r}")
+    if config.training.strategy not in STRATEGIES:
+        raise ValueError(f"`training.strategy` must be one of {STRATEGIES}. Received: training.strategy={config.training.strategy!r}")
+    if config.export.warmup_examples < 0:
+        raise ValueError(f"`export.warmup_examples` must be >= 0. Received: {config.export.warmup_examples}")
+    from featnet_tf.models import MODELS  # the registry imports TensorFlow; only validation needs it
+
+    if config.model.name not in MODELS:
+        raise ValueError(f"`model.name` must be a registered model {sorted(MODELS)}. Received: model.name={config.model.name!r}")
+
+
+def experiment(name: str, yaml_path: str | None = None, assignments: Sequence[str] = (), **overrides: Any) -> ExperimentConfig:
+    """A named experiment with a YAML file's and flags' overrides applied (in
+    that order; ``overrides`` last)."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"Unknown experiment {name!r}. Known experiments: {sorted(EXPERIMENTS)}")
+    flat: dict[str, Any] = {}
+    if yaml_path:
+        flat.update(load_yaml(yaml_path))
+    flat.update(parse_set_flags(assignments))
+    flat.update(overrides)
+    return resolve(EXPERIMENTS[name], flat)
+
+
+def save(config: ExperimentConfig, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as stream:
+        yaml.safe_dump(config.to_dict(), stream, sort_keys=False)
+
+
+def load(path: str) -> ExperimentConfig:
+    with open(path, encoding="utf-8") as stream:
+        return ExperimentConfig.from_dict(yaml.safe_load(stream))

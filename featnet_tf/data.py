@@ -1,0 +1,115 @@
+"""`make_dataset`: batches of the preprocessing pipeline's TFRecords for training.
+
+The TFRecords hold raw values (see `pipelines.examples`); batches come out as
+``(features, label)`` with one raw tensor per field, exactly what the exported
+model's `predict_raw` signature takes, and the model's `FeatureTransform`
+maps them to ids. Every model built by `featnet_tf.models.build_model`
+includes that transform.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from featnet_tf.features import FeatureSpec
+
+SPLITS = ("train", "valid", "test")
+
+
+def load_feature_spec(output_dir: str) -> FeatureSpec:
+    """The resolved FeatureSpec written by `pipelines.preprocess`."""
+    path = os.path.join(output_dir, "feature_spec.json")
+    if not tf.io.gfile.exists(path):
+        raise ValueError(f"{output_dir} is not a preprocessing output directory: {path} does not exist")
+    with tf.io.gfile.GFile(path) as stream:
+        return FeatureSpec.from_dict(json.load(stream))
+
+
+def parsing_spec(spec: FeatureSpec, with_label: bool = True) -> dict:
+    """`tf.io.parse_example` features of the raw examples; missing numerics
+    parse as NaN and missing categoricals as "" (both map to missing ids)."""
+    features = {}
+    for field in spec.fields:
+        if field.kind == "categorical":
+            features[field.name] = tf.io.FixedLenFeature([], tf.string, default_value="")
+        elif field.kind == "numeric":
+            features[field.name] = tf.io.FixedLenFeature([], tf.float32, default_value=float("nan"))
+        elif field.kind == "multi_hot":
+            features[field.name] = tf.io.RaggedFeature(tf.string, row_splits_dtype=tf.int64)
+        else:
+            features[field.name] = tf.io.FixedLenFeature([field.dimension], tf.float32, default_value=[field.default] * field.dimension)
+    if with_label:
+        features[spec.label] = tf.io.FixedLenFeature([], tf.int64)
+    return features
+
+
+def split_files(output_dir: str, split: str) -> list[str]:
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}. Expected one of {SPLITS}.")
+    files = sorted(tf.io.gfile.glob(os.path.join(output_dir, split, "part-*.tfrecord.gz")))
+    if not files:
+        raise ValueError(f"No TFRecords for split {split!r} under {output_dir}")
+    return files
+
+
+def make_dataset(
+    output_dir: str,
+    split: str,
+    batch_size: int,
+    shuffle: bool | None = None,
+    shuffle_buffer: int = 100_000,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+    seed: int | None = 0,
+    spec: FeatureSpec | None = None,
+) -> tf.data.Dataset:
+    """Batches ``(features, label)`` of one split.
+
+    Args:
+        output_dir: a `pipelines.preprocess` output directory.
+        split: ``train``, ``valid`` or ``test``.
+        batch_size: rows per batch.
+        shuffle: shuffle files and rows (default: only for train).
+        shuffle_buffer: rows in the shuffle buffer.
+        repeat: repeat forever (for step-based training).
+        drop_remainder: drop the last partial batch.
+        seed: shuffle seed (None: different every run).
+        spec: the FeatureSpec (read from `output_dir` when None).
+
+    Returns:
+        A dataset of ``(dict of raw tensors, float32 label of shape (batch, 1))``,
+        read with parallel interleave, parsed in parallel per batch and
+        prefetched.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"`batch_size` must be positive. Received: batch_size={batch_size}")
+    spec = spec or load_feature_spec(output_dir)
+    shuffle = split == "train" if shuffle is None else shuffle
+    files = split_files(output_dir, split)
+    features = parsing_spec(spec)
+    label = spec.label
+
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        lambda path: tf.data.TFRecordDataset(path, compression_type="GZIP"),
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not shuffle,
+    )
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+
+    def parse(serialized):
+        parsed = tf.io.parse_example(serialized, features)
+        labels = tf.cast(tf.reshape(parsed.pop(label), [-1, 1]), tf.float32)
+        return parsed, labels
+
+    return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

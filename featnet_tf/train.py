@@ -1,0 +1,190 @@
+"""`python -m featnet_tf.train`: train, evaluate, export and check a CTR model.
+
+    python -m featnet_tf.train --experiment featnet_criteo --data_dir /tmp/criteo_prep \
+        --run_dir runs/featnet_criteo [--config overrides.yaml] [--set model.num_subsets=8]
+
+Trains with `tf.distribute` (MirroredStrategy over all GPUs by default, the
+CPU when there is none), a Keras progress bar, TensorBoard logs, validation
+AUC/LogLoss each epoch, early stopping on validation AUC with the best weights
+restored, `BackupAndRestore` (a killed run started again with the same
+command resumes from its last backup) and `TerminateOnNaN`. Then it writes
+``metrics.json`` for the test split, exports the next SavedModel version and
+checks that TensorFlow Serving can serve it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from typing import Sequence
+
+import featnet_tf  # noqa: F401  (selects legacy Keras)
+import tensorflow as tf
+import tf_keras as keras
+
+from featnet_tf import config as config_lib
+from featnet_tf import training
+
+
+class ResumeReport(keras.callbacks.Callback):
+    """Says where training starts: step 0, or the step of a restored backup.
+    Must run after `BackupAndRestore` in the callback list."""
+
+    def on_train_begin(self, logs=None) -> None:
+        step = int(self.model.optimizer.iterations.numpy())
+        if step:
+            print(f"[train] resuming from the backup at step {step}", flush=True)
+        else:
+            print("[train] starting at step 0", flush=True)
+
+
+class BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Saves the weights with the best validation AUC and records their epoch
+    and AUC, so that a resumed run keeps comparing against the true best."""
+
+    def __init__(self, run: training.Run) -> None:
+        self.info_path = run.path(training.BEST_INFO)
+        best = None
+        if os.path.exists(self.info_path):
+            with open(self.info_path) as stream:
+                best = json.load(stream)["val_auc"]
+        super().__init__(
+            run.path(training.BEST_WEIGHTS),
+            monitor="val_auc",
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=best,
+        )
+
+    def _save_model(self, epoch, batch, logs):
+        before = self.best
+        super()._save_model(epoch, batch, logs)
+        if self.best != before:
+            with open(self.info_path, "w") as stream:
+                json.dump({"epoch": epoch + 1, "val_auc": float(self.best)}, stream)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m featnet_tf.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--experiment", default="featnet_criteo", help=f"one of {sorted(config_lib.EXPERIMENTS)}")
+    parser.add_argument("--data_dir", help="a pipelines.preprocess output directory (sets data.data_dir)")
+    parser.add_argument("--run_dir", required=True)
+    parser.add_argument("--config", help="YAML file of overrides ({section: {key: value}})")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one value")
+    parser.add_argument("--strategy", choices=config_lib.STRATEGIES, help="sets training.strategy")
+    parser.add_argument("--logical_cpus", type=int, default=0, help="split the CPU into N devices for MirroredStrategy")
+    parser.add_argument("--jit", action="store_true", help="XLA-compile the train step (sets training.jit)")
+    parser.add_argument("--mixed_precision", action="store_true", help="mixed_float16 (sets training.mixed_precision)")
+    parser.add_argument("--no_export", action="store_true", help="stop after metrics.json")
+    return parser.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> config_lib.ExperimentConfig:
+    overrides = {}
+    if args.data_dir:
+        overrides["data.data_dir"] = args.data_dir
+    if args.strategy:
+        overrides["training.strategy"] = args.strategy
+    if args.jit:
+        overrides["training.jit"] = True
+    if args.mixed_precision:
+        overrides["training.mixed_precision"] = True
+    return config_lib.experiment(args.experiment, args.config, args.set, **overrides)
+
+
+def prepare_run_dir(run_dir: str, config: config_lib.ExperimentConfig) -> None:
+    """Creates the run directory with its config, or checks that an existing
+    one (a run being resumed) was made with the same config."""
+    path = os.path.join(run_dir, training.CONFIG_FILE)
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ValueError(f"The run directory {run_dir} is a file.")
+    if os.path.exists(path):
+        existing = config_lib.load(path)
+        if existing != config:
+            raise ValueError(
+                f"{run_dir} holds a run with another config (hash {existing.config_hash()} vs {config.config_hash()}); "
+                "use a new --run_dir, or the same flags to resume it."
+            )
+        return
+    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+    config_lib.save(config, path)
+
+
+def fit(run: training.Run, strategy: tf.distribute.Strategy) -> keras.callbacks.History:
+    config = run.config
+    global_batch = config.data.batch_size * strategy.num_replicas_in_sync
+    repeat = config.training.steps_per_epoch is not None
+    train = run.dataset("train", global_batch, repeat=repeat, shuffle_buffer=config.data.shuffle_buffer, seed=config.training.seed)
+    valid = run.dataset("valid", config.data.eval_batch_size, shuffle=False)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(run.path("backup"), save_freq=config.training.backup_every_steps, delete_checkpoint=True),
+        ResumeReport(),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.TensorBoard(run.path("logs")),
+        BestCheckpoint(run),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.training.early_stopping_patience),
+    ]
+    print(
+        f"[train] {config.model.name}: {run.ranker.count_params():,} parameters, {strategy.num_replicas_in_sync} replica(s) "
+        f"({type(strategy).__name__}), global batch {global_batch}",
+        flush=True,
+    )
+    return run.ranker.fit(
+        train,
+        validation_data=valid,
+        validation_steps=config.training.validation_steps,
+        epochs=config.training.epochs,
+        steps_per_epoch=config.training.steps_per_epoch,
+        callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = resolve_config(args)
+        if os.path.exists(args.run_dir) and not os.path.isdir(args.run_dir):
+            raise ValueError(f"The run directory {args.run_dir} is a file.")
+        strategy = training.make_strategy(config.training.strategy, args.logical_cpus)
+        keras.utils.set_random_seed(config.training.seed)
+        run = training.build_run(config, args.run_dir, strategy)
+        prepare_run_dir(args.run_dir, config)  # only once everything above is valid
+    except ValueError as error:
+        print(f"[train] error: {error}", file=sys.stderr)
+        return 2
+
+    start = time.perf_counter()
+    history = fit(run, strategy)
+    seconds = time.perf_counter() - start
+    steps = int(run.ranker.optimizer.iterations.numpy())
+    if math.isnan(history.history["loss"][-1]):
+        print("[train] error: the loss became NaN; training stopped (TerminateOnNaN)", file=sys.stderr)
+        return 3
+    with open(run.path("history.json"), "w") as stream:
+        json.dump({"history": history.history, "steps": steps, "seconds": seconds}, stream, indent=2)
+    if tf.io.gfile.glob(run.path(training.BEST_WEIGHTS) + ".index"):
+        run.ranker.load_weights(run.path(training.BEST_WEIGHTS)).expect_partial()
+    metrics = training.evaluate_run(run, "test")
+    print(
+        f"[train] {steps} steps in {seconds:.0f} s; best epoch {metrics.get('best_epoch')}; test AUC {metrics['auc']:.4f}, "
+        f"LogLoss {metrics['logloss']:.4f} on {metrics['examples']} rows → {run.path('metrics.json')}",
+        flush=True,
+    )
+    if not args.no_export:
+        path, report = training.export_run(run)
+        print(
+            f"[train] exported {path}; servability check passed: {report['ops']} stock ops, signatures "
+            f"{sorted(k for k in report['methods'] if not k.startswith('__'))}, max difference {max(report['max_abs_difference'].values()):.2g}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,180 @@
+"""What `train`, `evaluate` and `export` share: a run directory and its model.
+
+A run directory holds::
+
+    config.yaml           the resolved ExperimentConfig
+    backup/               BackupAndRestore's checkpoint (while training)
+    checkpoints/best*     the weights with the best validation AUC
+    checkpoints/best.json {"epoch", "val_auc"} of those weights
+    logs/                 TensorBoard
+    history.json          per-epoch metrics
+    metrics.json          test AUC, LogLoss, examples, config hash
+    export/<version>/     SavedModels (unless export.export_base is set)
+
+Training feeds the ranking model with ids: the `FeatureTransform` runs in the
+`tf.data` pipeline (parallel, prefetched, and XLA-compatible for the model);
+the exported SavedModel runs the very same transform layer in front of the
+same ranker, so training and serving share their preprocessing code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from featnet_tf import config as config_lib
+from featnet_tf import export as export_lib
+from featnet_tf.data import load_feature_spec, make_dataset
+from featnet_tf.features import FeatureSpec
+from featnet_tf.layers.feature_transform import FeatureTransform
+from featnet_tf.metrics import binary_auc, log_loss
+from featnet_tf.models import MODELS, RawFeatureModel
+
+CONFIG_FILE = "config.yaml"
+BEST_WEIGHTS = os.path.join("checkpoints", "best")
+BEST_INFO = os.path.join("checkpoints", "best.json")
+
+
+@dataclasses.dataclass
+class Run:
+    run_dir: str
+    config: config_lib.ExperimentConfig
+    spec: FeatureSpec
+    transform: FeatureTransform
+    ranker: keras.Model
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.run_dir, *parts)
+
+    def serving_model(self) -> RawFeatureModel:
+        return RawFeatureModel(self.transform, self.ranker, name=f"{self.config.model.name}_raw")
+
+    def dataset(self, split: str, batch_size: int, **kwargs: Any) -> tf.data.Dataset:
+        """Batches of ``(ids for the ranker, label)``."""
+        transform = self.transform
+        dataset = make_dataset(self.config.data.data_dir, split, batch_size, spec=self.spec, **kwargs)
+        return dataset.map(lambda features, labels: (transform(features), labels), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE
+        )
+
+
+def make_strategy(name: str, logical_cpus: int = 0) -> tf.distribute.Strategy:
+    """`mirrored`: all GPUs (the CPU when there is none; `logical_cpus` > 1
+    splits the CPU into that many devices and mirrors over them, to exercise
+    the distributed path without GPUs); `one_device`; `multi_worker` from
+    TF_CONFIG."""
+    if logical_cpus > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+        except RuntimeError as error:
+            raise ValueError(f"--logical_cpus must be set before TensorFlow initialises its devices: {error}") from None
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(cpus if logical_cpus > 1 else cpus[:1])
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown strategy {name!r}. Expected one of {config_lib.STRATEGIES}.")
+
+
+def learning_rate(training: config_lib.TrainingConfig):
+    if training.schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(training.learning_rate, training.decay_steps, training.decay_rate)
+    if training.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(training.learning_rate, training.decay_steps)
+    return training.learning_rate
+
+
+def build_run(config: config_lib.ExperimentConfig, run_dir: str, strategy: tf.distribute.Strategy | None = None) -> Run:
+    """The transform and the compiled ranker of `config`, built under `strategy`."""
+    if not config.data.data_dir:
+        raise ValueError("`data.data_dir` is not set: pass --data_dir or --set data.data_dir=...")
+    spec = load_feature_spec(config.data.data_dir)
+    transform = FeatureTransform(spec, config.data.data_dir, name="transform")
+    strategy = strategy or tf.distribute.get_strategy()
+    if config.training.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    with strategy.scope():
+        ranker = MODELS[config.model.name](spec, **config.model.model_kwargs())
+        sample, _ = next(iter(make_dataset(config.data.data_dir, "valid", 2, spec=spec, shuffle=False)))
+        ranker(transform(sample))  # creates the variables under the strategy
+        ranker.compile(
+            optimizer=keras.optimizers.Adam(learning_rate(config.training)),
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            metrics=[
+                keras.metrics.AUC(from_logits=True, name="auc"),
+                keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
+            ],
+            jit_compile=config.training.jit,
+        )
+    return Run(run_dir, config, spec, transform, ranker)
+
+
+def load_run(run_dir: str) -> Run:
+    """A trained run: its config and its best weights."""
+    if not os.path.isdir(run_dir):
+        raise ValueError(f"The run directory {run_dir} does not exist.")
+    config_path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(config_path):
+        raise ValueError(f"{run_dir} is not a run directory: {config_path} does not exist.")
+    run = build_run(config_lib.load(config_path), run_dir)
+    if not tf.io.gfile.glob(run.path(BEST_WEIGHTS) + ".index"):
+        raise ValueError(f"{run_dir} has no trained weights ({run.path(BEST_WEIGHTS)}); train it first.")
+    run.ranker.load_weights(run.path(BEST_WEIGHTS)).expect_partial()
+    return run
+
+
+def predict(run: Run, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predicted probabilities of every row of a split."""
+    labels, logits = [], []
+    predict_step = tf.function(lambda ids: run.ranker(ids, training=False))
+    for ids, batch_labels in run.dataset(split, run.config.data.eval_batch_size, shuffle=False):
+        logits.append(predict_step(ids).numpy().reshape(-1))
+        labels.append(batch_labels.numpy().reshape(-1))
+    logits_array = np.concatenate(logits).astype(np.float64)
+    return np.concatenate(labels), 1.0 / (1.0 + np.exp(-logits_array))
+
+
+def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
+    """Exact AUC and LogLoss of a split; written to ``metrics.json``."""
+    labels, probabilities = predict(run, split)
+    metrics = {
+        "split": split,
+        "auc": binary_auc(labels, probabilities),
+        "logloss": log_loss(labels, probabilities),
+        "examples": int(labels.size),
+        "model": run.config.model.name,
+        "config_hash": run.config.config_hash(),
+    }
+    best = run.path(BEST_INFO)
+    if os.path.exists(best):
+        with open(best) as stream:
+            metrics["best_epoch"] = json.load(stream)["epoch"]
+    with open(run.path("metrics.json"), "w") as stream:
+        json.dump(metrics, stream, indent=2)
+    return metrics
+
+
+def export_run(run: Run, export_base: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Exports the run's model as the next version and checks its servability
+    against the training path's predictions for a few test rows."""
+    base = export_base or run.config.export.export_base or run.path("export")
+    files = sorted(tf.io.gfile.glob(os.path.join(run.config.data.data_dir, "test", "*.tfrecord.gz")))
+    rows = max(run.config.export.warmup_examples, 16)
+    examples = [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(rows)]
+    expected = tf.sigmoid(tf.reshape(run.serving_model()(tf.io.parse_example(tf.constant(examples), export_lib.parsing_spec(run.spec, with_label=False))), [-1])).numpy()
+    path = export_lib.export_saved_model(run.serving_model(), run.spec, base, examples[: run.config.export.warmup_examples])
+    report = export_lib.check(path, run.spec, examples, expected)
+    return path, report

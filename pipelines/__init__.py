@@ -1,0 +1,1 @@
+"""Apache Beam pipelines of featnet_tf: preprocessing and batch scoring."""

@@ -1,0 +1,242 @@
+"""pipelines.preprocess on Beam's DirectRunner: transforms, real samples, bad rows, determinism."""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+import os
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow as tf
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx_bsl.public import tfxio
+
+from featnet_tf.data import load_feature_spec, make_dataset
+from featnet_tf.features import FeatureSpec, Field, InputFormat, criteo_spec
+from pipelines import preprocess
+from pipelines.rows import Row, RowParser
+from tests.conftest import sample_data_dir
+
+SAMPLES = sample_data_dir()
+needs_samples = pytest.mark.skipif(SAMPLES is None, reason="../shared/data (or $FEATNET_SAMPLE_DATA) is absent")
+SPECS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pipelines", "specs")
+DIRECT = ["--runner=DirectRunner"]
+
+
+def read_split(output_dir: str, split: str) -> list[tf.train.Example]:
+    files = sorted(tf.io.gfile.glob(os.path.join(output_dir, split, "*.tfrecord.gz")))
+    return [tf.train.Example.FromString(record.numpy()) for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def read_dead_letters(output_dir: str) -> list[dict]:
+    records = []
+    for path in tf.io.gfile.glob(os.path.join(output_dir, "dead_letter", "*.jsonl")):
+        with open(path, encoding="utf-8") as stream:
+            records += [json.loads(line) for line in stream]
+    return records
+
+
+def feature_value(example: tf.train.Example, name: str):
+    feature = example.features.feature[name]
+    kind = feature.WhichOneof("kind")
+    values = list(getattr(feature, kind).value) if kind else []
+    return values
+
+
+# === Transforms on TestPipeline ===
+
+
+def test_vocabularies_come_from_train_rows_only():
+    spec = FeatureSpec((Field("city", "categorical", min_count=2), Field("price", "numeric", transform="log_normalize")))
+    rows = [
+        Row("1", 1, {"city": "paris", "price": 1.0}, "train"),
+        Row("2", 0, {"city": "paris", "price": None}, "train"),
+        Row("3", 0, {"city": "lyon", "price": 2.0}, "train"),
+        Row("4", 0, {"city": "rome", "price": 2.0}, "valid"),
+        Row("5", 0, {"city": "rome", "price": 2.0}, "test"),
+        Row("6", 0, {"city": "rome", "price": 2.0}, "test"),
+    ]
+    with TestPipeline(argv=DIRECT) as pipeline:
+        vocabularies = pipeline | beam.Create(rows) | preprocess.BuildVocabularies(spec)
+        # lyon is below min_count; rome is only in valid/test.
+        assert_that(vocabularies, equal_to([("city", ["paris"], 2)]))
+
+
+def test_read_rows_routes_bad_lines_to_the_dead_letter(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_bytes(b"label,city\n1,paris\n2,lyon\n0,rome,extra\n0,\xff\xfe\n")
+    spec = FeatureSpec((Field("city", "categorical"),), input_format=InputFormat(label="label"))
+    parser = RowParser(spec, "csv")
+    with TestPipeline(argv=DIRECT) as pipeline:
+        parsed = pipeline | preprocess.ReadRows([str(path)], parser)
+        assert_that(parsed.rows | beam.Map(lambda row: (row.label, row.values["city"])), equal_to([(1, "paris")]), label="Rows")
+        reasons = parsed[preprocess.DEAD_LETTER] | beam.Map(lambda record: (record["line"], record["reason"].split(":")[0]))
+        assert_that(
+            reasons,
+            equal_to([(3, "bad label '2'"), (4, "expected 2 columns, found 3"), (5, "undecodable bytes")]),
+            label="DeadLetters",
+        )
+
+
+# === Real samples end to end ===
+
+
+@pytest.fixture(scope="module")
+def criteo_output(tmp_path_factory):
+    output = str(tmp_path_factory.mktemp("criteo"))
+    result = preprocess.run(["--input", os.path.join(SAMPLES, "criteo_sample.tsv"), "--format", "criteo", "--output_dir", output] + DIRECT)
+    return output, result
+
+
+@needs_samples
+def test_criteo_sample_rows_are_conserved_and_split_8_1_1(criteo_output):
+    output, result = criteo_output
+    rows = result.statistics["rows"]
+    assert rows["rows_in"] == 10_000 == rows["rows_written"] + rows["rows_dead_lettered"]
+    sizes = {split: len(read_split(output, split)) for split in ("train", "valid", "test")}
+    assert sum(sizes.values()) == rows["rows_written"]
+    for split, share in (("train", 0.8), ("valid", 0.1), ("test", 0.1)):
+        assert abs(sizes[split] / 10_000 - share) < 0.01, sizes
+        assert result.statistics["splits"][split]["rows"] == sizes[split]
+    assert abs(result.statistics["splits"]["train"]["click_rate"] - 0.218) < 0.01
+
+
+@needs_samples
+def test_criteo_vocabularies_are_built_from_train_only(criteo_output):
+    output, result = criteo_output
+    train_counts = collections.Counter(feature_value(example, "C3")[0].decode() for example in read_split(output, "train") if feature_value(example, "C3"))
+    with open(os.path.join(output, "vocabularies", "C3.txt"), encoding="utf-8") as stream:
+        vocabulary = stream.read().splitlines()
+    assert vocabulary == sorted((t for t, c in train_counts.items() if c >= 2), key=lambda t: (-train_counts[t], t))
+    assert result.spec["C3"].vocabulary_size == len(vocabulary)
+    valid_only = {feature_value(e, "C3")[0].decode() for e in read_split(output, "valid") if feature_value(e, "C3")} - set(train_counts)
+    assert valid_only and not valid_only & set(vocabulary)
+    assert result.statistics["fields"]["C3"]["valid_oov_rate"] > 0
+
+
+@needs_samples
+def test_criteo_schema_is_read_by_tfx_bsl(criteo_output):
+    output, _ = criteo_output
+    with open(os.path.join(output, "schema.pbtxt")) as stream:
+        schema = text_format.Parse(stream.read(), schema_pb2.Schema())
+    source = tfxio.TFExampleRecord(os.path.join(output, "test", "*.tfrecord.gz"), schema=schema)
+    batches = list(source.RecordBatches(tfxio.RecordBatchesOptions(batch_size=256, shuffle=False, num_epochs=1)))
+    assert sum(batch.num_rows for batch in batches) == len(read_split(output, "test"))
+    assert set(batches[0].schema.names) == {"label"} | {f"I{i}" for i in range(1, 14)} | {f"C{i}" for i in range(1, 27)}
+
+
+@needs_samples
+def test_make_dataset_batches_raw_features_with_the_right_types(criteo_output):
+    output, _ = criteo_output
+    features, labels = next(iter(make_dataset(output, "valid", batch_size=32)))
+    assert labels.shape == (32, 1) and labels.dtype == tf.float32
+    assert features["I1"].dtype == tf.float32 and features["I1"].shape == (32,)
+    assert features["C1"].dtype == tf.string and features["C1"].shape == (32,)
+    assert len(features) == 39
+    assert np.isnan(features["I12"].numpy()).any(), "missing numerics parse as NaN"
+
+
+@needs_samples
+def test_same_input_twice_gives_identical_outputs(criteo_output, tmp_path):
+    first, _ = criteo_output
+    second = str(tmp_path / "again")
+    preprocess.run(["--input", os.path.join(SAMPLES, "criteo_sample.tsv"), "--format", "criteo", "--output_dir", second] + DIRECT)
+    for name in sorted(os.listdir(os.path.join(first, "vocabularies"))):
+        with open(os.path.join(first, "vocabularies", name), "rb") as a, open(os.path.join(second, "vocabularies", name), "rb") as b:
+            assert a.read() == b.read(), name
+    for split in ("train", "valid", "test"):
+        assert sorted(e.SerializeToString(deterministic=True) for e in read_split(first, split)) == sorted(
+            e.SerializeToString(deterministic=True) for e in read_split(second, split)
+        )
+
+
+@needs_samples
+def test_avazu_sample(tmp_path):
+    result = preprocess.run(["--input", os.path.join(SAMPLES, "avazu_sample.csv"), "--format", "avazu", "--output_dir", str(tmp_path)] + DIRECT)
+    rows = result.statistics["rows"]
+    assert rows["rows_in"] == 9_999 == rows["rows_written"]
+    for split, share in (("train", 0.8), ("valid", 0.1), ("test", 0.1)):
+        assert abs(result.statistics["splits"][split]["rows"] / 9_999 - share) < 0.01
+    example = read_split(str(tmp_path), "train")[0]
+    assert "id" not in example.features.feature and feature_value(example, "hour")[0] == b"00"
+    assert feature_value(example, "weekday")[0] == b"1"  # 2014-10-21, a Tuesday
+    features, _ = next(iter(make_dataset(str(tmp_path), "train", batch_size=8)))
+    assert len(features) == 24
+
+
+@needs_samples
+def test_frappe_through_the_csv_format(tmp_path):
+    result = preprocess.run(
+        ["--input", os.path.join(SAMPLES, "frappe.csv"), "--format", "csv", "--spec", os.path.join(SPECS, "frappe.yaml"), "--output_dir", str(tmp_path)]
+        + DIRECT
+    )
+    rows = result.statistics["rows"]
+    assert rows["rows_in"] == 86_582 == rows["rows_written"]
+    for split, share in (("train", 0.8), ("valid", 0.1), ("test", 0.1)):
+        assert abs(result.statistics["splits"][split]["rows"] / 86_582 - share) < 0.01
+    spec = load_feature_spec(str(tmp_path))
+    assert spec.num_fields == 10 and all(field.vocabulary_size for field in spec.fields)
+    assert abs(result.statistics["splits"]["train"]["click_rate"] - 0.33) < 0.01
+
+
+# === Bad rows ===
+
+GOOD = [
+    "1\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t13\t" + "\t".join(f"c{i}" for i in range(26)),
+    "0\t\t-1\t\t\t\t\t\t\t\t\t\t\t1000\t" + "\t".join([""] * 25 + ["z"]),
+]
+BAD = [
+    (b"1\t1\t2", "expected 40 columns, found 3"),
+    (GOOD[0].replace("1\t1\t2", "1\tone\t2", 1).encode(), "field I1: 'one' is not a number"),
+    (GOOD[0].replace("1", "7", 1).encode(), "bad label '7'"),
+    (GOOD[1].encode().replace(b"\tz", b"\t\xff\xfez"), "undecodable bytes"),
+]
+
+
+@pytest.fixture()
+def bad_rows_file(tmp_path):
+    path = tmp_path / "planted.tsv.gz"
+    lines = [GOOD[0].encode(), BAD[0][0], BAD[1][0], GOOD[1].encode(), BAD[2][0], BAD[3][0]]
+    with gzip.open(path, "wb") as stream:
+        stream.write(b"\n".join(lines) + b"\n")
+    return str(path)
+
+
+def test_planted_bad_rows_land_in_the_dead_letter_with_their_reason(bad_rows_file, tmp_path):
+    output = str(tmp_path / "out")
+    result = preprocess.run(
+        ["--input", bad_rows_file, "--format", "criteo", "--min_count", "1", "--output_dir", output, "--max_bad_fraction", "0.9"] + DIRECT
+    )
+    dead = sorted(read_dead_letters(output), key=lambda record: record["line"])
+    assert [record["line"] for record in dead] == [2, 3, 5, 6]
+    assert all(record["file"] == bad_rows_file for record in dead)
+    for record, (_, reason) in zip(dead, BAD):
+        assert record["reason"].startswith(reason), record
+    assert result.statistics["rows"] == {
+        "rows_in": 6,
+        "rows_written": 2,
+        "rows_dead_lettered": 4,
+        "dead_letter_reasons": {"bad label '7'": 1, "expected 40 columns, found 3": 1, "field I1": 1, "undecodable bytes": 1},
+    }
+    examples = [e for split in ("train", "valid", "test") for e in read_split(output, split)]
+    by_label = {feature_value(e, "label")[0]: e for e in examples}
+    assert feature_value(by_label[1], "I13") == [13.0] and feature_value(by_label[1], "C26") == [b"c25"]
+    assert feature_value(by_label[0], "I1") == [] and feature_value(by_label[0], "I2") == [-1.0]
+    assert feature_value(by_label[0], "I13") == [1000.0] and feature_value(by_label[0], "C1") == []
+    assert feature_value(by_label[0], "C26") == [b"z"]
+
+
+def test_too_many_bad_rows_fail_loudly(bad_rows_file, tmp_path):
+    with pytest.raises(RuntimeError, match="4 of 6 rows .* more than --max_bad_fraction=0.5"):
+        preprocess.run(["--input", bad_rows_file, "--format", "criteo", "--output_dir", str(tmp_path / "out"), "--max_bad_fraction", "0.5"] + DIRECT)
+
+
+def test_csv_without_a_spec_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="needs a FeatureSpec"):
+        preprocess.run(["--input", "x.csv", "--format", "csv", "--output_dir", str(tmp_path)] + DIRECT)
