@@ -242,6 +242,7 @@ def check(export_dir: str, spec: FeatureSpec, examples: Sequence[bytes], expecte
     `export_dir` uses stock ops only, carries TF Serving's signature methods,
     and that every signature reproduces `expected` probabilities for
     `examples` within `atol`. Returns the report; raises `ServabilityError`."""
+    export_dir = os.path.abspath(export_dir)
     with tempfile.TemporaryDirectory() as inputs_dir:
         with tf.io.TFRecordWriter(os.path.join(inputs_dir, "examples.tfrecord")) as writer:
             for example in examples:

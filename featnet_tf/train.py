@@ -42,6 +42,20 @@ class ResumeReport(keras.callbacks.Callback):
             print("[train] starting at step 0", flush=True)
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch (training and validation), for throughput."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
 class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     """Saves the weights with the best validation AUC and records their epoch
     and AUC, so that a resumed run keeps comparing against the true best."""
@@ -115,7 +129,7 @@ def prepare_run_dir(run_dir: str, config: config_lib.ExperimentConfig) -> None:
     config_lib.save(config, path)
 
 
-def fit(run: training.Run, strategy: tf.distribute.Strategy) -> keras.callbacks.History:
+def fit(run: training.Run, strategy: tf.distribute.Strategy, timer: EpochTimer) -> keras.callbacks.History:
     config = run.config
     global_batch = config.data.batch_size * strategy.num_replicas_in_sync
     repeat = config.training.steps_per_epoch is not None
@@ -128,6 +142,7 @@ def fit(run: training.Run, strategy: tf.distribute.Strategy) -> keras.callbacks.
         keras.callbacks.TensorBoard(run.path("logs")),
         BestCheckpoint(run),
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.training.early_stopping_patience),
+        timer,
     ]
     print(
         f"[train] {config.model.name}: {run.ranker.count_params():,} parameters, {strategy.num_replicas_in_sync} replica(s) "
@@ -160,14 +175,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     start = time.perf_counter()
-    history = fit(run, strategy)
+    timer = EpochTimer()
+    history = fit(run, strategy, timer)
     seconds = time.perf_counter() - start
     steps = int(run.ranker.optimizer.iterations.numpy())
     if math.isnan(history.history["loss"][-1]):
         print("[train] error: the loss became NaN; training stopped (TerminateOnNaN)", file=sys.stderr)
         return 3
     with open(run.path("history.json"), "w") as stream:
-        json.dump({"history": history.history, "steps": steps, "seconds": seconds}, stream, indent=2)
+        json.dump(
+            {
+                "history": history.history,
+                "steps": steps,
+                "seconds": seconds,
+                "epoch_seconds": timer.seconds,
+                "global_batch_size": run.config.data.batch_size * strategy.num_replicas_in_sync,
+                "replicas": strategy.num_replicas_in_sync,
+            },
+            stream,
+            indent=2,
+        )
     if tf.io.gfile.glob(run.path(training.BEST_WEIGHTS) + ".index"):
         run.ranker.load_weights(run.path(training.BEST_WEIGHTS)).expect_partial()
     metrics = training.evaluate_run(run, "test")

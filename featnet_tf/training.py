@@ -68,7 +68,7 @@ def make_strategy(name: str, logical_cpus: int = 0) -> tf.distribute.Strategy:
     """`mirrored`: all GPUs (the CPU when there is none; `logical_cpus` > 1
     splits the CPU into that many devices and mirrors over them, to exercise
     the distributed path without GPUs); `one_device`; `multi_worker` from
-    TF_CONFIG."""
+    TF_CONFIG. `one_device` is TensorFlow's default (no) strategy."""
     if logical_cpus > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         try:
@@ -82,8 +82,10 @@ def make_strategy(name: str, logical_cpus: int = 0) -> tf.distribute.Strategy:
         cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(cpus if logical_cpus > 1 else cpus[:1])
     if name == "one_device":
-        gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+        # TensorFlow's default strategy: one device (the first GPU, else the
+        # CPU). `tf.distribute.OneDeviceStrategy` would do the same, but
+        # Keras' BackupAndRestore refuses it.
+        return tf.distribute.get_strategy()
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"Unknown strategy {name!r}. Expected one of {config_lib.STRATEGIES}.")

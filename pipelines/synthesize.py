@@ -40,14 +40,21 @@ class Interaction:
     weight: float
 
 
+# Planted on fields of low to medium cardinality, so that a few hundred
+# thousand rows carry enough evidence to learn them.
 CRITEO_INTERACTIONS = (
-    Interaction(("C3", "C4"), 1.0),
-    Interaction(("C5", "C6", "C7"), 1.0),
-    Interaction(("C8", "C9", "C10", "C11"), 0.8),
-    Interaction(("C12", "C13", "C14", "C15", "C16"), 0.6),
+    Interaction(("C5", "C14"), 1.0),
+    Interaction(("C6", "C17", "C22"), 1.0),
+    Interaction(("C9", "C20", "C23", "C25"), 0.8),
+    Interaction(("C2", "C6", "C9", "C14", "C20"), 0.6),
 )
 CRITEO_FIRST_ORDER = ("C1", "C2")
-CRITEO_NOISE = tuple(f"C{i}" for i in range(17, 27)) + tuple(f"I{i}" for i in range(3, 14))
+CRITEO_NUMERIC_EFFECT = "I1"
+CRITEO_NOISE = tuple(
+    name
+    for name in CRITEO_NUMERIC + CRITEO_CATEGORICAL
+    if name not in CRITEO_FIRST_ORDER + (CRITEO_NUMERIC_EFFECT,) + sum((i.fields for i in CRITEO_INTERACTIONS), ())
+)
 AVAZU_INTERACTIONS = (
     Interaction(("site_id", "device_type"), 1.0),
     Interaction(("app_id", "C14", "hour_of_day"), 1.0),
@@ -104,7 +111,7 @@ def synthesize_criteo(rows: int, seed: int = 0, click_rate: float = 0.25) -> Syn
         values = np.floor(np.exp(rng.normal(1.0 + 0.3 * index, 1.5, rows))).astype(np.int64)  # counts >= 0
         if name == "I2":
             values -= rng.integers(0, 3, rows) * (rng.random(rows) < 0.1)
-        if name == "I1":
+        if name == CRITEO_NUMERIC_EFFECT:
             logits += np.where(present, 0.5 * (np.log1p(np.maximum(values, 0)) - 1.5), 0.0)
         numeric_columns.append(np.where(present, values.astype(str), ""))
     categorical_columns = []

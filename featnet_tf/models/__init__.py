@@ -6,10 +6,29 @@ from typing import Any, Callable
 
 from featnet_tf.features import FeatureSpec
 from featnet_tf.layers.feature_transform import FeatureTransform
+from featnet_tf.models.afn import AFN, afn_plus
+from featnet_tf.models.autoint import AutoInt, autoint_plus
+from featnet_tf.models.dcnv2 import DCNv2
+from featnet_tf.models.deepfm import DeepFM
 from featnet_tf.models.featnet import FeatNet, FeatNetOutputs
+from featnet_tf.models.fibinet import FiBiNET
+from featnet_tf.models.linear import FM, LogisticRegression
 from featnet_tf.models.raw_features import RawFeatureModel
+from featnet_tf.models.xdeepfm import XDeepFM
 
-MODELS: dict[str, Callable[..., Any]] = {"featnet": FeatNet}
+MODELS: dict[str, Callable[..., Any]] = {
+    "featnet": FeatNet,
+    "lr": LogisticRegression,
+    "fm": FM,
+    "deepfm": DeepFM,
+    "xdeepfm": XDeepFM,
+    "autoint": AutoInt,
+    "autoint_plus": autoint_plus,
+    "afn": AFN,
+    "afn_plus": afn_plus,
+    "fibinet": FiBiNET,
+    "dcnv2": DCNv2,
+}
 
 
 def build_model(name: str, feature_spec: FeatureSpec, vocabulary_dir: str | None = None, **kwargs: Any):
@@ -27,4 +46,18 @@ def build_model(name: str, feature_spec: FeatureSpec, vocabulary_dir: str | None
     return RawFeatureModel(FeatureTransform(feature_spec, vocabulary_dir, name="transform"), ranker, name=f"{name}_raw")
 
 
-__all__ = ["FeatNet", "FeatNetOutputs", "MODELS", "RawFeatureModel", "build_model"]
+__all__ = [
+    "AFN",
+    "AutoInt",
+    "DCNv2",
+    "DeepFM",
+    "FM",
+    "FeatNet",
+    "FeatNetOutputs",
+    "FiBiNET",
+    "LogisticRegression",
+    "MODELS",
+    "RawFeatureModel",
+    "XDeepFM",
+    "build_model",
+]

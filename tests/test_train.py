@@ -1,0 +1,200 @@
+"""featnet_tf.train / evaluate / export: end to end, skew, MirroredStrategy, resume, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from featnet_tf import config as config_lib
+from featnet_tf import evaluate, export, train, training
+from pipelines import preprocess, synthesize
+from tests.helpers import REPO_ROOT
+
+TINY = [
+    "--set", "model.embedding_dim=4",
+    "--set", "model.num_subsets=2",
+    "--set", "model.num_queries=3",
+    "--set", "model.tower_units=[8]",
+    "--set", "training.learning_rate=0.003",
+    "--set", "data.batch_size=128",
+    "--set", "data.eval_batch_size=512",
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    raw = str(root / "criteo.tsv")
+    synthesize.main(["--rows", "20000", "--output", raw, "--seed", "3"])
+    output = str(root / "prep")
+    preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", output, "--runner=DirectRunner"])
+    return output
+
+
+@pytest.fixture(scope="module")
+def trained_run(data_dir, tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("runs") / "featnet")
+    code = train.main(["--data_dir", data_dir, "--run_dir", run_dir] + TINY + ["--set", "training.epochs=3", "--set", "training.learning_rate=0.01"])
+    assert code == 0
+    return run_dir
+
+
+def run_train_subprocess(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "featnet_tf.train"] + args,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+    )
+
+
+def test_train_evaluate_export_check_end_to_end(trained_run, data_dir, capsys):
+    with open(os.path.join(trained_run, "metrics.json")) as stream:
+        metrics = json.load(stream)
+    assert metrics["examples"] == len(list(tf.data.TFRecordDataset(tf.io.gfile.glob(f"{data_dir}/test/*"), compression_type="GZIP")))
+    assert 0.5 < metrics["auc"] <= 1.0 and 0 < metrics["logloss"] < 1.0
+    config = config_lib.load(os.path.join(trained_run, "config.yaml"))
+    assert metrics["config_hash"] == config.config_hash() and config.model.num_subsets == 2
+    assert os.path.exists(os.path.join(trained_run, "logs")), "TensorBoard logs"
+    assert not tf.io.gfile.glob(os.path.join(trained_run, "backup", "**", "*")), "the backup is deleted after a finished run"
+    with open(os.path.join(trained_run, "history.json")) as stream:
+        val_auc = json.load(stream)["history"]["val_auc"]
+    assert val_auc[-1] > val_auc[0], f"validation AUC did not improve: {val_auc}"
+
+    # evaluate reproduces the metrics from the run directory alone
+    os.remove(os.path.join(trained_run, "metrics.json"))
+    assert evaluate.main(["--run_dir", trained_run]) == 0
+    with open(os.path.join(trained_run, "metrics.json")) as stream:
+        again = json.load(stream)
+    assert again["auc"] == pytest.approx(metrics["auc"], abs=1e-9) and again["examples"] == metrics["examples"]
+
+    export_dir = os.path.join(trained_run, "export", "1")
+    assert os.path.exists(os.path.join(export_dir, "saved_model.pb"))
+    assert os.path.exists(os.path.join(export_dir, export.WARMUP_FILE))
+    assert any(name.endswith(".txt") for name in os.listdir(os.path.join(export_dir, "assets"))), "vocabularies are assets"
+
+    # export again: the next version, checked by the servability check
+    assert export.main(["--run_dir", trained_run]) == 0
+    assert sorted(os.listdir(os.path.join(trained_run, "export"))) == ["1", "2"]
+
+
+def test_no_training_serving_skew(trained_run, data_dir):
+    """The same raw test rows through serving_default, predict_raw and the
+    training path (tf.data transform → ranker) give the same probabilities."""
+    run = training.load_run(trained_run)
+    labels, training_path = training.predict(run, "test")
+    files = sorted(tf.io.gfile.glob(os.path.join(data_dir, "test", "*.tfrecord.gz")))
+    examples = [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    loaded = tf.saved_model.load(os.path.join(trained_run, "export", "1"))
+    from_examples = loaded.signatures["serving_default"](examples=tf.constant(examples))["probability"].numpy()
+    raw = export.raw_inputs_from_examples(run.spec, examples)
+    from_raw = loaded.signatures["predict_raw"](**{k: tf.constant(v) for k, v in raw.items()})["probability"].numpy()
+    assert len(training_path) == len(examples) > 100
+    np.testing.assert_allclose(from_examples, training_path, atol=1e-6)
+    np.testing.assert_allclose(from_raw, training_path, atol=1e-6)
+    classify = loaded.signatures["classification"](inputs=tf.constant(examples[:5]))
+    assert classify["classes"].numpy()[0].tolist() == [b"0", b"1"]
+    np.testing.assert_allclose(classify["scores"].numpy()[:, 1], training_path[:5], atol=1e-6)
+
+
+def test_unknown_categories_and_missing_fields_are_served(trained_run):
+    """A client may send unseen categories and omit fields: OOV and defaults."""
+    loaded = tf.saved_model.load(os.path.join(trained_run, "export", "1"))
+    example = tf.train.Example()
+    example.features.feature["C1"].bytes_list.value.append(b"never-seen-before")
+    example.features.feature["I1"].float_list.value.append(12345.0)
+    empty = tf.train.Example()
+    out = loaded.signatures["serving_default"](examples=tf.constant([example.SerializeToString(), empty.SerializeToString()]))
+    probability = out["probability"].numpy()
+    assert probability.shape == (2,) and np.all((probability > 0) & (probability < 1))
+
+
+@pytest.mark.large
+def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(data_dir, tmp_path):
+    common = ["--data_dir", data_dir, "--no_export"] + TINY + ["--set", "training.epochs=2", "--set", "training.steps_per_epoch=15"]
+    mirrored = run_train_subprocess(
+        common + ["--run_dir", str(tmp_path / "mirrored"), "--strategy", "mirrored", "--logical_cpus", "2", "--set", "data.batch_size=64"]
+    )
+    assert mirrored.returncode == 0, mirrored.stderr[-3000:]
+    assert "2 replica(s) (MirroredStrategy), global batch 128" in mirrored.stdout
+    single = run_train_subprocess(common + ["--run_dir", str(tmp_path / "single"), "--strategy", "one_device", "--set", "data.batch_size=128"])
+    assert single.returncode == 0, single.stderr[-3000:]
+    histories = []
+    for name in ("mirrored", "single"):
+        with open(tmp_path / name / "history.json") as stream:
+            histories.append(json.load(stream)["history"])
+    np.testing.assert_allclose(histories[0]["loss"], histories[1]["loss"], rtol=1e-3)
+    np.testing.assert_allclose(histories[0]["val_loss"], histories[1]["val_loss"], rtol=1e-3)
+
+
+@pytest.mark.large
+def test_a_killed_run_resumes_from_its_backup(data_dir, tmp_path):
+    run_dir = tmp_path / "resumable"
+    args = ["--data_dir", data_dir, "--run_dir", str(run_dir), "--no_export"] + TINY
+    args += ["--set", "training.epochs=2", "--set", "training.steps_per_epoch=400", "--set", "training.backup_every_steps=20"]
+    process = subprocess.Popen([sys.executable, "-m", "featnet_tf.train"] + args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while not tf.io.gfile.glob(str(run_dir / "backup" / "**" / "*.index")) and time.time() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        time.sleep(0.2)
+    time.sleep(1.0)  # let it run on past the backup, mid-epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (run_dir / "history.json").exists(), "the first run was killed before it finished"
+
+    resumed = run_train_subprocess(args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    step = int(resumed.stdout.split("resuming from the backup at step ")[1].split()[0])
+    assert step >= 20 and step % 20 == 0
+    with open(run_dir / "history.json") as stream:
+        history = json.load(stream)
+    assert history["steps"] == 800, "the resumed run finished the same 2 × 400 steps, not 800 more"
+
+
+def test_bad_inputs_fail_clearly_and_leave_nothing_behind(data_dir, trained_run, tmp_path, capsys):
+    run_dir = tmp_path / "never"
+    assert train.main(["--data_dir", data_dir, "--run_dir", str(run_dir), "--set", "model.num_subset=3"]) == 2
+    assert "Unknown config key `model.num_subset`" in capsys.readouterr().err
+    assert not run_dir.exists()
+    assert train.main(["--data_dir", data_dir, "--run_dir", str(run_dir), "--set", "model.num_subsets=0"]) == 2
+    assert "model.num_subsets=0" in capsys.readouterr().err
+    assert train.main(["--data_dir", str(tmp_path / "nodata"), "--run_dir", str(run_dir)]) == 2
+    assert "not a preprocessing output directory" in capsys.readouterr().err
+    assert not run_dir.exists()
+
+    assert evaluate.main(["--run_dir", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+    export_file = tmp_path / "export_base"
+    export_file.write_text("not a directory")
+    assert export.main(["--run_dir", trained_run, "--export_base", str(export_file)]) == 1
+    assert "is a file" in capsys.readouterr().err
+    assert export_file.read_text() == "not a directory"
+    leftovers = [name for name in os.listdir(os.path.join(trained_run, "export")) if name.startswith(".tmp")]
+    assert leftovers == []
+
+
+def test_config_overrides_and_validation(tmp_path):
+    (tmp_path / "overrides.yaml").write_text("model:\n  num_subsets: 8\ntraining:\n  schedule: cosine\n")
+    config = config_lib.experiment("featnet_criteo", str(tmp_path / "overrides.yaml"), ["model.tower_units=[64, 32]", "training.epochs=3"])
+    assert (config.model.num_subsets, config.model.tower_units, config.training.epochs) == (8, (64, 32), 3)
+    assert config.training.schedule == "cosine" and config.model.embedding_dim == 16
+    path = str(tmp_path / "config.yaml")
+    config_lib.save(config, path)
+    assert config_lib.load(path) == config and config_lib.load(path).config_hash() == config.config_hash()
+    with pytest.raises(ValueError, match="training.schedule='warm'"):
+        config_lib.experiment("featnet_criteo", assignments=["training.schedule=warm"])
+    with pytest.raises(ValueError, match="`training.epochs` must be an integer. Received: 'ten'"):
+        config_lib.experiment("featnet_criteo", assignments=["training.epochs=ten"])
+    with pytest.raises(ValueError, match="Unknown experiment 'featnet_mnist'"):
+        config_lib.experiment("featnet_mnist")
