@@ -42,3 +42,38 @@ def run_in_fresh_python(code: str, env: dict | None = None, timeout: int = 300) 
     )
     assert result.returncode == 0, f"subprocess failed:\n{result.stderr[-4000:]}"
     return result.stdout
+
+
+def tiny_trained_run(data_dir: str, run_dir: str, steps: int = 30):
+    """A small FeatNet trained for a few steps on a preprocessed directory."""
+    from featnet_tf import config as config_lib
+    from featnet_tf import training
+
+    config = config_lib.resolve(
+        config_lib.ExperimentConfig(),
+        {
+            "model.embedding_dim": 4,
+            "model.num_subsets": 2,
+            "model.num_queries": 3,
+            "model.tower_units": [8],
+            "data.data_dir": data_dir,
+            "data.batch_size": 64,
+            "data.eval_batch_size": 512,
+            "training.learning_rate": 0.01,
+        },
+    )
+    run = training.build_run(config, run_dir)
+    run.ranker.fit(run.dataset("train", 64, repeat=True), steps_per_epoch=steps, epochs=1, verbose=0)
+    return run
+
+
+def prepared_criteo(root: str, rows: int = 3000, seed: int = 5) -> tuple[str, str]:
+    """Synthesizes `rows` Criteo-format rows and preprocesses them; returns
+    (raw file, output directory)."""
+    from pipelines import preprocess, synthesize
+
+    raw = os.path.join(root, "criteo.tsv")
+    synthesize.main(["--rows", str(rows), "--output", raw, "--seed", str(seed)])
+    output = os.path.join(root, "prep")
+    preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", output, "--runner=DirectRunner", "--min_count", "1"])
+    return raw, output

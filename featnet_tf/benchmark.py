@@ -1,0 +1,205 @@
+"""`python -m featnet_tf.benchmark`: the paper's Table 3 on your own data.
+
+Trains every (model, seed) cell with `featnet_tf.train` (early stopping on
+validation AUC), evaluates it on the test split and measures its speed, then
+writes under ``--output_dir``:
+
+* ``table.md``: AUC and LogLoss as mean ± std over seeds, parameters,
+  training examples/s and inference examples/s at batch 1 and 1024;
+* ``results.csv``: one row per cell;
+* ``auc.png``: a bar chart of test AUC with ±std error bars;
+* ``runs/<model>/seed<k>/``: each cell's run directory.
+
+Finished cells (a ``cell.json`` beside a run made with the same config) are
+not run again, so an interrupted benchmark resumes. One line per cell.
+
+    python -m featnet_tf.benchmark --data_dir /tmp/frappe_prep --dataset frappe \
+        --models featnet,dcnv2,deepfm --seeds 3 --output_dir benchmark_output/frappe
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+import featnet_tf  # noqa: F401  (selects legacy Keras)
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from featnet_tf import config as config_lib
+from featnet_tf import train, training
+
+DATASETS = ("criteo", "avazu", "frappe")
+
+
+def cell_overrides(args: argparse.Namespace, seed: int, grid_point: dict[str, Any]) -> list[str]:
+    flags = list(args.set) + [f"training.seed={seed}"]
+    flags += [f"{key}={value}" for key, value in grid_point.items()]
+    return flags
+
+
+def inference_speed(run: training.Run, batch_size: int, calls: int) -> float:
+    """Examples/s of the ranker (ids in, logits out) at `batch_size`."""
+    ids, _ = next(iter(run.dataset("test", batch_size, shuffle=False, repeat=True)))
+    predict = tf.function(lambda inputs: run.ranker(inputs, training=False))
+    predict(ids)
+    start = time.perf_counter()
+    for _ in range(calls):
+        predict(ids).numpy()
+    return batch_size * calls / (time.perf_counter() - start)
+
+
+def run_cell(args: argparse.Namespace, model: str, seed: int, grid_point: dict[str, Any]) -> dict[str, Any]:
+    label = "".join(f"_{key.split('.')[-1]}{value}" for key, value in grid_point.items())
+    run_dir = os.path.join(args.output_dir, "runs", f"{model}{label}", f"seed{seed}")
+    experiment = f"{model}_{args.dataset}"
+    flags = cell_overrides(args, seed, grid_point)
+    config = config_lib.experiment(experiment, args.config, flags, **{"data.data_dir": args.data_dir})
+    cell_path = os.path.join(run_dir, "cell.json")
+    if os.path.exists(cell_path):
+        with open(cell_path) as stream:
+            cell = json.load(stream)
+        if cell["config_hash"] == config.config_hash():
+            return {**cell, "resumed": True}
+    keras.backend.clear_session()
+    command = ["--experiment", experiment, "--data_dir", args.data_dir, "--run_dir", run_dir, "--no_export", "--strategy", "one_device"]
+    command += [item for flag in flags for item in ("--set", flag)]
+    if args.config:
+        command += ["--config", args.config]
+    if train.main(command) != 0:
+        raise RuntimeError(f"training {model} (seed {seed}) failed; see the output above")
+    with open(os.path.join(run_dir, "metrics.json")) as stream:
+        metrics = json.load(stream)
+    with open(os.path.join(run_dir, "history.json")) as stream:
+        history = json.load(stream)
+    run = training.load_run(run_dir)
+    train_rows = len(list(tf.data.TFRecordDataset(tf.io.gfile.glob(os.path.join(args.data_dir, "train", "*.tfrecord.gz")), compression_type="GZIP")))
+    steps_per_epoch = config.training.steps_per_epoch
+    examples_per_epoch = steps_per_epoch * config.data.batch_size if steps_per_epoch else train_rows
+    cell = {
+        "model": model + label,
+        "seed": seed,
+        "auc": metrics["auc"],
+        "logloss": metrics["logloss"],
+        "parameters": run.ranker.count_params(),
+        "epochs": len(history["epoch_seconds"]),
+        "best_epoch": metrics.get("best_epoch"),
+        "train_examples_per_second": examples_per_epoch * len(history["epoch_train_seconds"]) / sum(history["epoch_train_seconds"]),
+        "inference_examples_per_second_batch_1": inference_speed(run, 1, 200),
+        "inference_examples_per_second_batch_1024": inference_speed(run, 1024, 10),
+        "config_hash": config.config_hash(),
+    }
+    with open(cell_path, "w") as stream:
+        json.dump(cell, stream, indent=2)
+    return cell
+
+
+def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for model in dict.fromkeys(cell["model"] for cell in cells):
+        mine = [cell for cell in cells if cell["model"] == model]
+        auc = np.array([cell["auc"] for cell in mine])
+        logloss = np.array([cell["logloss"] for cell in mine])
+        rows.append(
+            {
+                "model": model,
+                "seeds": len(mine),
+                "auc_mean": auc.mean(),
+                "auc_std": auc.std(),
+                "logloss_mean": logloss.mean(),
+                "logloss_std": logloss.std(),
+                "parameters": mine[0]["parameters"],
+                "train_examples_per_second": np.mean([c["train_examples_per_second"] for c in mine]),
+                "inference_batch_1": np.mean([c["inference_examples_per_second_batch_1"] for c in mine]),
+                "inference_batch_1024": np.mean([c["inference_examples_per_second_batch_1024"] for c in mine]),
+            }
+        )
+    return rows
+
+
+def write_outputs(output_dir: str, cells: list[dict[str, Any]], title: str) -> list[dict[str, Any]]:
+    rows = aggregate(cells)
+    with open(os.path.join(output_dir, "results.csv"), "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=[key for key in cells[0] if key != "resumed"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(cells)
+    lines = [
+        f"### {title}",
+        "",
+        "| model | test AUC (mean ± std) | test LogLoss (mean ± std) | parameters | train ex/s | infer ex/s @1 | infer ex/s @1024 | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['model']} | {row['auc_mean']:.4f} ± {row['auc_std']:.4f} | {row['logloss_mean']:.4f} ± {row['logloss_std']:.4f} "
+            f"| {row['parameters']:,} | {row['train_examples_per_second']:,.0f} | {row['inference_batch_1']:,.0f} "
+            f"| {row['inference_batch_1024']:,.0f} | {row['seeds']} |"
+        )
+    with open(os.path.join(output_dir, "table.md"), "w") as stream:
+        stream.write("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4))
+    axis.bar([row["model"] for row in rows], [row["auc_mean"] for row in rows], yerr=[row["auc_std"] for row in rows], capsize=4, color="#4c72b0")
+    low = min(row["auc_mean"] - row["auc_std"] for row in rows)
+    high = max(row["auc_mean"] + row["auc_std"] for row in rows)
+    axis.set_ylim(low - 0.2 * (high - low + 1e-3), high + 0.2 * (high - low + 1e-3))
+    axis.set_ylabel("test AUC (mean ± std over seeds)")
+    axis.set_title(title)
+    axis.tick_params(axis="x", rotation=45)
+    figure.tight_layout()
+    figure.savefig(os.path.join(output_dir, "auc.png"), dpi=120)
+    plt.close(figure)
+    return rows
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m featnet_tf.benchmark", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data_dir", required=True, help="a pipelines.preprocess output directory")
+    parser.add_argument("--dataset", choices=DATASETS, default="criteo", help="which named experiments (<model>_<dataset>) to start from")
+    parser.add_argument("--models", default=",".join(config_lib.MODEL_NAMES), help="comma-separated model names")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--config", help="YAML overrides applied to every cell")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override for every cell")
+    parser.add_argument("--grid", action="store_true", help="every model over the paper's grid: D ∈ {8,16,32} × lr ∈ {1e-1..1e-4}")
+    parser.add_argument("--title", help="title of the table and chart")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    unknown = [name for name in models if name not in config_lib.MODEL_NAMES]
+    if unknown or args.seeds <= 0:
+        print(f"[benchmark] error: unknown models {unknown} or --seeds {args.seeds} <= 0", file=sys.stderr)
+        return 2
+    os.makedirs(args.output_dir, exist_ok=True)
+    grid = [dict(zip(config_lib.GRID, values)) for values in itertools.product(*config_lib.GRID.values())] if args.grid else [{}]
+    cells = []
+    for model, point, seed in itertools.product(models, grid, range(args.seeds)):
+        cell = run_cell(args, model, seed, point)
+        cells.append(cell)
+        print(
+            f"[benchmark] {cell['model']} seed {seed}: test AUC {cell['auc']:.4f}, LogLoss {cell['logloss']:.4f}, "
+            f"{cell['parameters']:,} params, {cell['train_examples_per_second']:,.0f} train ex/s"
+            + (" (finished earlier)" if cell.get("resumed") else ""),
+            flush=True,
+        )
+    rows = write_outputs(args.output_dir, cells, args.title or f"{args.dataset}: {os.path.basename(os.path.normpath(args.data_dir))}")
+    print(f"[benchmark] {len(rows)} models → {os.path.join(args.output_dir, 'table.md')}, results.csv, auc.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,118 @@
+"""Server-side batching of concurrent requests, like TF Serving's batching.
+
+Requests for the same servable and signature whose inputs have the same
+keys, dtypes and per-row shapes are concatenated along the batch axis into
+one call of up to `max_batch_size` rows; the scheduler waits at most
+`batch_timeout_micros` after the first request of a batch for others to join.
+Each request gets back its own rows of every output.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+
+class _Task:
+    __slots__ = ("servable", "signature", "inputs", "rows", "future", "key")
+
+    def __init__(self, servable, signature: str, inputs: dict[str, np.ndarray], rows: int) -> None:
+        self.servable = servable
+        self.signature = signature
+        self.inputs = inputs
+        self.rows = rows
+        self.future: concurrent.futures.Future = concurrent.futures.Future()
+        shapes = tuple(sorted((name, value.dtype.str, value.shape[1:]) for name, value in inputs.items()))
+        self.key = (id(servable), signature, shapes)
+
+
+class BatchScheduler:
+    """Runs `servable.run(signature, inputs)` for merged batches of requests.
+
+    Args:
+        max_batch_size: most rows in one merged call.
+        batch_timeout_micros: longest wait for a batch to fill, after its
+            first request arrived.
+        num_batch_threads: merged calls that may run at once.
+    """
+
+    def __init__(self, max_batch_size: int = 256, batch_timeout_micros: int = 2000, num_batch_threads: int = 2) -> None:
+        if max_batch_size <= 0:
+            raise ValueError(f"`max_batch_size` must be positive. Received: {max_batch_size}")
+        self.max_batch_size = max_batch_size
+        self.timeout = batch_timeout_micros / 1e6
+        self._queue: collections.deque[_Task] = collections.deque()
+        self._condition = threading.Condition()
+        self._stopped = False
+        self._threads = [threading.Thread(target=self._loop, name=f"batcher-{i}", daemon=True) for i in range(num_batch_threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def run(self, servable, signature: str, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        """Blocks until the request's rows were computed, possibly with others."""
+        task = _Task(servable, signature, inputs, rows)
+        with self._condition:
+            self._queue.append(task)
+            self._condition.notify()
+        return task.future.result()
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopped = True
+            self._condition.notify_all()
+
+    def _take_batch(self) -> list[_Task]:
+        with self._condition:
+            while not self._queue and not self._stopped:
+                self._condition.wait()
+            if self._stopped and not self._queue:
+                return []
+            first = self._queue.popleft()
+            batch, rows = [first], first.rows
+            deadline = time.monotonic() + self.timeout
+            while rows < self.max_batch_size:
+                match = next((task for task in self._queue if task.key == first.key and rows + task.rows <= self.max_batch_size), None)
+                if match is not None:
+                    self._queue.remove(match)
+                    batch.append(match)
+                    rows += match.rows
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._condition.wait(remaining)
+            return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if not batch:
+                return
+            try:
+                outputs = self._run(batch)
+            except Exception as error:  # every request of the batch gets the error
+                for task in batch:
+                    task.future.set_exception(error)
+                continue
+            for task, result in zip(batch, outputs):
+                task.future.set_result(result)
+
+    @staticmethod
+    def _run(batch: list[_Task]) -> list[dict[str, Any]]:
+        first = batch[0]
+        if len(batch) == 1:
+            return [first.servable.run(first.signature, first.inputs)]
+        merged = {name: np.concatenate([task.inputs[name] for task in batch]) for name in first.inputs}
+        outputs = first.servable.run(first.signature, merged)
+        total = sum(task.rows for task in batch)
+        results, start = [], 0
+        for task in batch:
+            end = start + task.rows
+            results.append({name: value[start:end] if value.ndim and value.shape[0] == total else value for name, value in outputs.items()})
+            start = end
+        return results

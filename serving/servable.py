@@ -1,0 +1,157 @@
+"""Loading SavedModel versions the way TensorFlow Serving does.
+
+`ModelManager` watches a model base path (``<base>/<version>/``, integer
+versions), serves the newest version that loads, picks up newly exported
+versions without a restart, keeps serving the previous version when a new one
+fails to load, and remembers every version's state for `GetModelStatus`.
+Requests hold a reference to the `Servable` they started with, so a swap never
+fails a request in flight.
+
+Depends on TensorFlow only, never on featnet_tf: it serves any SavedModel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+LOG = logging.getLogger("serving")
+
+
+@dataclasses.dataclass
+class Servable:
+    """One loaded version: its signatures and their `SignatureDef`s."""
+
+    name: str
+    version: int
+    path: str
+    loaded: Any
+    signature_defs: dict[str, meta_graph_pb2.SignatureDef]
+
+    def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        function = self.loaded.signatures[signature]
+        outputs = function(**{key: tf.constant(value) for key, value in inputs.items()})
+        return {key: value.numpy() for key, value in outputs.items()}
+
+
+@dataclasses.dataclass
+class VersionStatus:
+    """A version's state as `GetModelStatus` reports it."""
+
+    state: str  # LOADING, AVAILABLE, END
+    error: str = ""
+
+
+def read_signature_defs(path: str) -> dict[str, meta_graph_pb2.SignatureDef]:
+    saved_model = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(os.path.join(path, "saved_model.pb"), "rb") as stream:
+        saved_model.ParseFromString(stream.read())
+    return {key: value for key, value in saved_model.meta_graphs[0].signature_def.items() if not key.startswith("__")}
+
+
+def load_servable(name: str, version: int, path: str) -> Servable:
+    signature_defs = read_signature_defs(path)
+    loaded = tf.saved_model.load(path)
+    return Servable(name, version, path, loaded, signature_defs)
+
+
+def list_versions(base_path: str) -> list[int]:
+    """The integer version directories under `base_path` (hidden staging
+    directories of an export in progress are ignored)."""
+    if not tf.io.gfile.isdir(base_path):
+        return []
+    return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(base_path) if name.rstrip("/").isdigit())
+
+
+class ModelManager:
+    """Serves the newest loadable version of one model and reloads on change.
+
+    Args:
+        name: the model name clients put in `model_spec.name`.
+        base_path: the directory of integer version subdirectories.
+        poll_seconds: how often the base path is scanned for new versions.
+        warmup: optional callable run on a freshly loaded servable before it
+            starts answering (e.g. replaying TF Serving warm-up requests).
+    """
+
+    def __init__(self, name: str, base_path: str, poll_seconds: float = 1.0, warmup=None) -> None:
+        self.name = name
+        self.base_path = base_path
+        self.poll_seconds = poll_seconds
+        self.warmup = warmup
+        self.statuses: dict[int, VersionStatus] = {}
+        self._current: Servable | None = None
+        self._loaded: dict[int, Servable] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def current(self) -> Servable | None:
+        return self._current
+
+    def servable(self, version: int | None = None) -> Servable | None:
+        """The newest servable, or a given version if it is loaded."""
+        with self._lock:
+            if version is None:
+                return self._current
+            return self._loaded.get(version)
+
+    def poll(self) -> None:
+        """Loads versions newer than the one being served, newest first; a
+        version that fails is marked END with its error and not retried."""
+        versions = list_versions(self.base_path)
+        current = self._current.version if self._current else 0
+        for version in sorted((v for v in versions if v > current and v not in self.statuses), reverse=True):
+            path = os.path.join(self.base_path, str(version))
+            self.statuses[version] = VersionStatus("LOADING")
+            try:
+                servable = load_servable(self.name, version, path)
+                if self.warmup is not None:
+                    self.warmup(servable)
+            except Exception as error:  # any failure to load keeps the previous version serving
+                LOG.error("model %s version %d failed to load: %s", self.name, version, error)
+                self.statuses[version] = VersionStatus("END", f"{type(error).__name__}: {error}")
+                continue
+            with self._lock:
+                previous = self._current
+                self._current = servable
+                self._loaded = {version: servable}
+                self.statuses[version] = VersionStatus("AVAILABLE")
+                if previous is not None:
+                    self.statuses[previous.version] = VersionStatus("END")
+            LOG.info("model %s: serving version %d from %s", self.name, version, path)
+            break
+
+    def start(self) -> None:
+        self.poll()
+        self._thread = threading.Thread(target=self._watch, name="model-manager", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.poll()
+            except Exception:  # a scan error must not kill the watcher
+                LOG.exception("scanning %s failed", self.base_path)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def wait_until_available(self, timeout: float = 60.0) -> Servable:
+        deadline = time.time() + timeout
+        while self._current is None and time.time() < deadline:
+            time.sleep(0.05)
+        if self._current is None:
+            raise RuntimeError(f"No version of {self.name} under {self.base_path} loaded within {timeout} s")
+        return self._current

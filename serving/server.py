@@ -1,0 +1,337 @@
+"""`python -m serving.server`: TensorFlow Serving's gRPC API for local use, CI and tests.
+
+Implements `tensorflow.serving.PredictionService` (Predict, Classify, Regress,
+GetModelMetadata) and `ModelService.GetModelStatus` with the protos of
+tensorflow-serving-api, so the clients, requests and SavedModels are the ones
+used against the real `tensorflow_model_server` (see docker/). It serves the
+newest version under a model base path and picks up new versions without a
+restart, batches concurrent requests, binds 127.0.0.1 by default, limits
+message sizes, exposes the standard gRPC health service and stops gracefully
+on SIGTERM.
+
+    python -m serving.server --model_name featnet --model_base_path runs/featnet_criteo/export --port 8500
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Sequence
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_log_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from serving.batching import BatchScheduler
+from serving.servable import ModelManager, Servable
+
+LOG = logging.getLogger("serving")
+DEFAULT_SIGNATURE = "serving_default"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+class RequestError(Exception):
+    """A request the server refuses, with its gRPC status code."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def dtype_name(dtype: int) -> str:
+    return types_pb2.DataType.Name(dtype)
+
+
+def check_input(name: str, tensor_proto, expected) -> np.ndarray:
+    """The request's tensor as an array, or INVALID_ARGUMENT naming the input."""
+    if tensor_proto.dtype != expected.dtype:
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"input '{name}' has type {dtype_name(tensor_proto.dtype)}, the signature expects {dtype_name(expected.dtype)}",
+        )
+    try:
+        value = tf.make_ndarray(tensor_proto)
+    except Exception as error:  # a malformed TensorProto
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' is not a valid tensor: {error}") from None
+    if not expected.tensor_shape.unknown_rank:
+        dims = [dim.size for dim in expected.tensor_shape.dim]
+        if value.ndim != len(dims) or any(want not in (-1, got) for want, got in zip(dims, value.shape)):
+            shape = "x".join("?" if dim < 0 else str(dim) for dim in dims) or "scalar"
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"input '{name}' has shape {list(value.shape)}, the signature expects [{shape}]",
+            )
+    return value
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, manager: ModelManager, scheduler: BatchScheduler) -> None:
+        self.manager = manager
+        self.scheduler = scheduler
+
+    # === Resolution and validation ===
+
+    def _servable(self, model_spec) -> Servable:
+        if model_spec.name != self.manager.name:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: model '{model_spec.name}' is not served (serving '{self.manager.name}')")
+        version = model_spec.version.value if model_spec.HasField("version") else None
+        if model_spec.version_label:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "version labels are not supported by this server; use a version number")
+        servable = self.manager.servable(version)
+        if servable is None and version is not None:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({model_spec.name}, {version})")
+        if servable is None:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, f"no version of '{model_spec.name}' is loaded yet")
+        return servable
+
+    @staticmethod
+    def _signature(servable: Servable, name: str, method: str | None = None):
+        name = name or DEFAULT_SIGNATURE
+        if name not in servable.signature_defs:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f'Serving signature key "{name}" not found; available: {sorted(servable.signature_defs)}')
+        signature = servable.signature_defs[name]
+        if method is not None and signature.method_name != method:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f'signature "{name}" has method {signature.method_name}, expected {method}',
+            )
+        return name, signature
+
+    def _run(self, servable: Servable, signature_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = {len(value) if value.ndim else 1 for value in inputs.values()}
+        if len(rows) != 1:
+            sizes = {name: (len(value) if value.ndim else 1) for name, value in inputs.items()}
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"inputs disagree on the batch size: {sizes}")
+        (batch,) = rows
+        if batch > self.scheduler.max_batch_size:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"batch of {batch} rows exceeds the server's max_batch_size {self.scheduler.max_batch_size}",
+            )
+        try:
+            return self.scheduler.run(servable, signature_name, inputs, batch)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+            message = getattr(error, "message", None) or str(error)
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, message.strip().splitlines()[0]) from None
+
+    def _examples(self, request_input) -> np.ndarray:
+        kind = request_input.WhichOneof("kind")
+        if kind == "example_list":
+            examples = request_input.example_list.examples
+        elif kind == "example_list_with_context":
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "example_list_with_context is not supported; send example_list")
+        else:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request's input holds no examples")
+        if not examples:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request's input holds no examples")
+        return np.array([example.SerializeToString() for example in examples], dtype=object)
+
+    @staticmethod
+    def _abort(context, error: RequestError):
+        context.abort(error.code, str(error))
+
+    # === RPCs ===
+
+    def Predict(self, request, context):
+        try:
+            servable = self._servable(request.model_spec)
+            name, signature = self._signature(servable, request.model_spec.signature_name)
+            unknown = sorted(set(request.inputs) - set(signature.inputs))
+            if unknown:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"inputs {unknown} are not in signature '{name}' (its inputs: {sorted(signature.inputs)})")
+            missing = sorted(set(signature.inputs) - set(request.inputs))
+            if missing:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"missing inputs {missing} of signature '{name}'")
+            inputs = {key: check_input(key, request.inputs[key], signature.inputs[key]) for key in signature.inputs}
+            outputs = self._run(servable, name, inputs)
+            wanted = list(request.output_filter) or sorted(outputs)
+            unknown_outputs = sorted(set(wanted) - set(outputs))
+            if unknown_outputs:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown_outputs}")
+        except RequestError as error:
+            return self._abort(context, error)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = servable.name
+        response.model_spec.version.value = servable.version
+        response.model_spec.signature_name = name
+        for key in wanted:
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+        return response
+
+    def Classify(self, request, context):
+        try:
+            servable = self._servable(request.model_spec)
+            name, signature = self._signature(servable, request.model_spec.signature_name, CLASSIFY_METHOD)
+            (input_key,) = signature.inputs
+            outputs = self._run(servable, name, {input_key: self._examples(request.input)})
+        except RequestError as error:
+            return self._abort(context, error)
+        response = classification_pb2.ClassificationResponse()
+        response.model_spec.name, response.model_spec.signature_name = servable.name, name
+        response.model_spec.version.value = servable.version
+        classes, scores = outputs.get("classes"), outputs["scores"]
+        for row in range(len(scores)):
+            classification = response.result.classifications.add()
+            for column in range(scores.shape[1]):
+                label = classes[row][column].decode() if classes is not None else ""
+                classification.classes.add(label=label, score=float(scores[row][column]))
+        return response
+
+    def Regress(self, request, context):
+        try:
+            servable = self._servable(request.model_spec)
+            name, signature = self._signature(servable, request.model_spec.signature_name, REGRESS_METHOD)
+            (input_key,) = signature.inputs
+            outputs = self._run(servable, name, {input_key: self._examples(request.input)})
+        except RequestError as error:
+            return self._abort(context, error)
+        response = regression_pb2.RegressionResponse()
+        response.model_spec.name, response.model_spec.signature_name = servable.name, name
+        response.model_spec.version.value = servable.version
+        for value in outputs["outputs"].reshape(-1):
+            response.result.regressions.add(value=float(value))
+        return response
+
+    def GetModelMetadata(self, request, context):
+        try:
+            servable = self._servable(request.model_spec)
+            unsupported = [field for field in request.metadata_field if field != "signature_def"]
+            if unsupported:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"metadata fields {unsupported} are not supported; ask for signature_def")
+        except RequestError as error:
+            return self._abort(context, error)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, signature in servable.signature_defs.items():
+            signature_map.signature_def[key].CopyFrom(signature)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = servable.name
+        response.model_spec.version.value = servable.version
+        response.metadata["signature_def"].Pack(signature_map)
+        return response
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    STATES = {
+        "LOADING": get_model_status_pb2.ModelVersionStatus.LOADING,
+        "AVAILABLE": get_model_status_pb2.ModelVersionStatus.AVAILABLE,
+        "END": get_model_status_pb2.ModelVersionStatus.END,
+    }
+
+    def __init__(self, manager: ModelManager) -> None:
+        self.manager = manager
+
+    def GetModelStatus(self, request, context):
+        if request.model_spec.name != self.manager.name:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"model '{request.model_spec.name}' is not served (serving '{self.manager.name}')")
+        versions = dict(self.manager.statuses)
+        if request.model_spec.HasField("version"):
+            wanted = request.model_spec.version.value
+            if wanted not in versions:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"version {wanted} of '{self.manager.name}' is unknown")
+            versions = {wanted: versions[wanted]}
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for version, status in sorted(versions.items()):
+            entry = response.model_version_status.add(version=version, state=self.STATES[status.state])
+            if status.error:
+                entry.status.error_code = 13  # INTERNAL, as TF Serving reports a failed load
+                entry.status.error_message = status.error
+        return response
+
+
+def replay_warmup(servable: Servable) -> None:
+    """Runs the SavedModel's TF Serving warm-up Predict requests, if any."""
+    path = os.path.join(servable.path, WARMUP_FILE)
+    if not tf.io.gfile.exists(path):
+        return
+    for record in tf.data.TFRecordDataset(path):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        if log.WhichOneof("log_type") == "predict_log":
+            request = log.predict_log.request
+            inputs = {key: tf.make_ndarray(value) for key, value in request.inputs.items()}
+            servable.run(request.model_spec.signature_name or DEFAULT_SIGNATURE, inputs)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model_name", required=True)
+    parser.add_argument("--model_base_path", required=True, help="directory of integer version subdirectories")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    parser.add_argument("--port", type=int, default=8500, help="0 picks a free port (printed)")
+    parser.add_argument("--max_batch_size", type=int, default=256)
+    parser.add_argument("--batch_timeout_micros", type=int, default=2000)
+    parser.add_argument("--num_batch_threads", type=int, default=2)
+    parser.add_argument("--max_message_bytes", type=int, default=16 * 1024 * 1024)
+    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0, help="how often new versions are looked for")
+    parser.add_argument("--grpc_threads", type=int, default=16)
+    return parser.parse_args(argv)
+
+
+def build_server(args: argparse.Namespace) -> tuple[grpc.Server, int, ModelManager, BatchScheduler, health.HealthServicer]:
+    manager = ModelManager(args.model_name, args.model_base_path, args.file_system_poll_wait_seconds, warmup=replay_warmup)
+    scheduler = BatchScheduler(args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads)
+    options = [("grpc.max_receive_message_length", args.max_message_bytes), ("grpc.max_send_message_length", args.max_message_bytes)]
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=args.grpc_threads), options=options)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager, scheduler), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(f"{args.host}:{args.port}")
+    if port == 0:
+        raise ValueError(f"could not bind {args.host}:{args.port}")
+    return server, port, manager, scheduler, health_servicer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[server] %(message)s")
+    args = parse_args(argv)
+    if not os.path.isdir(args.model_base_path):
+        print(f"[server] error: the model base path {args.model_base_path} is not a directory", file=sys.stderr)
+        return 2
+    server, port, manager, scheduler, health_servicer = build_server(args)
+    for service in ("", "tensorflow.serving.PredictionService"):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    server.start()
+    manager.start()
+    try:
+        servable = manager.wait_until_available()
+    except RuntimeError as error:
+        print(f"[server] error: {error}", file=sys.stderr)
+        server.stop(0)
+        return 2
+    for service in ("", "tensorflow.serving.PredictionService"):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    print(f"[server] serving model '{args.model_name}' version {servable.version} on {args.host}:{port}", flush=True)
+
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    stopping.wait()
+    print("[server] shutting down: finishing requests in flight", flush=True)
+    health_servicer.enter_graceful_shutdown()
+    server.stop(grace=10).wait()
+    manager.stop()
+    scheduler.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

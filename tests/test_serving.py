@@ -1,0 +1,209 @@
+"""serving.server speaks TF Serving's gRPC API: answers, hot reload, errors, concurrency."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import classification_pb2, regression_pb2
+
+from featnet_tf import export, training
+from serving.client import PredictionClient
+from tests.helpers import REPO_ROOT, prepared_criteo, tiny_trained_run
+
+MAX_BATCH = 64
+
+
+@contextlib.contextmanager
+def running_server(base_path: str, model_name: str = "featnet", *extra: str):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", "--model_name", model_name, "--model_base_path", base_path, "--port", "0",
+         "--file_system_poll_wait_seconds", "0.2", "--max_batch_size", str(MAX_BATCH), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    deadline, target, seen = time.time() + 120, None, []
+    while target is None and time.time() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            assert process.poll() is None, "".join(seen)
+            continue
+        seen.append(line)
+        if "[server] serving model" in line:
+            target = "127.0.0.1:" + line.rsplit(":", 1)[1].strip()
+    assert target, "".join(seen)
+    try:
+        yield target, process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, "the server did not stop gracefully on SIGTERM"
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("serving"))
+    _, data_dir = prepared_criteo(root)
+    run = tiny_trained_run(data_dir, os.path.join(root, "run"))
+    base = os.path.join(root, "models", "featnet")
+    training.export_run(run, base)
+    files = sorted(tf.io.gfile.glob(os.path.join(data_dir, "test", "*.tfrecord.gz")))
+    examples = [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(200)]
+    own = tf.saved_model.load(os.path.join(base, "1")).signatures["serving_default"]
+    expected = own(examples=tf.constant(examples))["probability"].numpy()
+    with running_server(base) as (target, process):
+        yield {"run": run, "base": base, "target": target, "examples": examples, "expected": expected}
+
+
+def as_raw_row(serialized: bytes) -> dict:
+    example = tf.train.Example.FromString(serialized)
+    row = {}
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        values = list(getattr(feature, kind).value)
+        if name != "label":
+            row[name] = values[0].decode() if kind == "bytes_list" else values[0]
+    return row
+
+
+def test_grpc_predictions_equal_the_saved_models_own(deployment):
+    examples, expected = deployment["examples"][:50], deployment["expected"][:50]
+    with PredictionClient(deployment["target"], "featnet") as client:
+        from_examples = client.predict([tf.train.Example.FromString(e) for e in examples])
+        from_raw_rows = client.predict([as_raw_row(e) for e in examples])
+        inputs = client.signature_inputs("predict_raw")
+        raw = export.raw_inputs_from_examples(deployment["run"].spec, examples)
+        outputs, version = client.predict_tensors({name: raw[name] for name in inputs}, "predict_raw")
+    np.testing.assert_allclose(from_examples, expected, atol=1e-6)
+    np.testing.assert_allclose(from_raw_rows, expected, atol=1e-6)
+    np.testing.assert_allclose(outputs["probability"], expected, atol=1e-6)
+    assert version == 1 and inputs["C1"] == ("string", [-1]) and inputs["I1"] == ("float32", [-1])
+
+
+def test_classify_and_regress_apis(deployment):
+    channel = grpc.insecure_channel(deployment["target"])
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    examples = [tf.train.Example.FromString(e) for e in deployment["examples"][:5]]
+    classify = classification_pb2.ClassificationRequest()
+    classify.model_spec.name, classify.model_spec.signature_name = "featnet", "classification"
+    classify.input.example_list.examples.extend(examples)
+    result = stub.Classify(classify, timeout=10).result.classifications
+    assert [c.label for c in result[0].classes] == ["0", "1"]
+    np.testing.assert_allclose([c.classes[1].score for c in result], deployment["expected"][:5], atol=1e-6)
+    regress = regression_pb2.RegressionRequest()
+    regress.model_spec.name, regress.model_spec.signature_name = "featnet", "regression"
+    regress.input.example_list.examples.extend(examples)
+    values = [r.value for r in stub.Regress(regress, timeout=10).result.regressions]
+    np.testing.assert_allclose(values, deployment["expected"][:5], atol=1e-6)
+    channel.close()
+
+
+def test_eight_concurrent_clients_get_every_answer_right(deployment):
+    examples, expected = deployment["examples"], deployment["expected"]
+    failures: list[str] = []
+
+    def loop(index: int) -> None:
+        with PredictionClient(deployment["target"], "featnet") as client:
+            for request in range(200):
+                start = (index * 200 + request) % (len(examples) - 4)
+                size = 1 + request % 4
+                got = client.predict([tf.train.Example.FromString(e) for e in examples[start : start + size]])
+                if not np.allclose(got, expected[start : start + size], atol=1e-6):
+                    failures.append(f"client {index} request {request}: {got} != {expected[start:start + size]}")
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
+def rpc_error(call) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as error:
+        call()
+    return error.value
+
+
+def test_every_error_returns_its_status_and_names_the_fault(deployment):
+    target, examples = deployment["target"], deployment["examples"]
+    raw = export.raw_inputs_from_examples(deployment["run"].spec, examples[:3])
+    with PredictionClient(target, "no_such_model", retries=0) as client:
+        error = rpc_error(lambda: client.predict([tf.train.Example()]))
+        assert error.code() == grpc.StatusCode.NOT_FOUND and "no_such_model" in error.details()
+    with PredictionClient(target, "featnet", version=99, retries=0) as client:
+        error = rpc_error(lambda: client.predict([tf.train.Example()]))
+        assert error.code() == grpc.StatusCode.NOT_FOUND and "99" in error.details()
+    with PredictionClient(target, "featnet", retries=0) as client:
+        missing = {k: v for k, v in raw.items() if k != "C7"}
+        error = rpc_error(lambda: client.predict_tensors(missing, "predict_raw"))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "C7" in error.details()
+        mistyped = dict(raw, C1=np.array([1.0, 2.0, 3.0], np.float32))
+        error = rpc_error(lambda: client.predict_tensors(mistyped, "predict_raw"))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "'C1'" in error.details() and "DT_STRING" in error.details()
+        misshaped = dict(raw, I1=np.zeros((3, 2), np.float32))
+        error = rpc_error(lambda: client.predict_tensors(misshaped, "predict_raw"))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "'I1'" in error.details() and "shape" in error.details()
+        error = rpc_error(lambda: client.predict([tf.train.Example()] * (MAX_BATCH + 1)))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "max_batch_size" in error.details()
+        error = rpc_error(lambda: client.predict_tensors({"examples": np.array([b"not a proto"], dtype=object)}))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        error = rpc_error(lambda: client.predict_tensors({"examples": np.array([examples[0]], dtype=object)}, "no_signature"))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "no_signature" in error.details()
+
+
+def test_hot_reload_fails_no_request_and_a_broken_version_keeps_the_old_one(deployment):
+    base, target = deployment["base"], deployment["target"]
+    examples = [tf.train.Example.FromString(e) for e in deployment["examples"][:3]]
+    failures, versions, stop = [], set(), threading.Event()
+
+    def loop() -> None:
+        with PredictionClient(target, "featnet", retries=0) as client:
+            while not stop.is_set():
+                try:
+                    request = client.predict_request({"examples": tf.make_tensor_proto([e.SerializeToString() for e in examples])})
+                    versions.add(client.predictions.Predict(request, timeout=10).model_spec.version.value)
+                except grpc.RpcError as error:
+                    failures.append(error.code())
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    time.sleep(0.5)
+    export.export_saved_model(deployment["run"].serving_model(), deployment["run"].spec, base)
+    deadline = time.time() + 60
+    while 2 not in versions and time.time() < deadline:
+        time.sleep(0.1)
+    stop.set()
+    thread.join()
+    assert failures == [] and versions == {1, 2}
+
+    broken = os.path.join(base, "3")
+    shutil.copytree(os.path.join(base, "2"), broken)
+    with open(os.path.join(broken, "saved_model.pb"), "wb") as stream:
+        stream.write(b"this is not a SavedModel")
+    with PredictionClient(target, "featnet") as client:
+        deadline = time.time() + 30
+        while not any(version == 3 for version, _, _ in client.status()) and time.time() < deadline:
+            time.sleep(0.1)
+        statuses = {version: (state, message) for version, state, message in client.status()}
+        assert statuses[3][0] == "END" and statuses[3][1], statuses
+        assert statuses[2][0] == "AVAILABLE"
+        _, version = client.predict_tensors({"examples": tf.make_tensor_proto([examples[0].SerializeToString()])})
+        assert version == 2
