@@ -63,6 +63,9 @@ class RowParser:
         splitter: assigns each row its split (`pipelines.splits`); called
             with the line, its raw cells by column and its 0-based data-row
             position in its file. Default: the 8:1:1 hash split.
+        labeled: whether rows carry the label column. Unlabeled rows (logs
+            to score) have label -1; a headerless layout then has its
+            columns without the label.
     """
 
     def __init__(
@@ -70,12 +73,14 @@ class RowParser:
         spec: FeatureSpec,
         input_format: str,
         splitter: Callable[[str, dict[str, str], int], str] = HashSplit(),
+        labeled: bool = True,
     ) -> None:
         self.spec = spec
         self.input_format = input_format
         self.layout = spec.input_format
         self.splitter = splitter
         self.split_column: str | None = getattr(splitter, "column", None)
+        self.labeled = labeled
 
     def header_columns(self, header_line: str, source: str) -> tuple[str, ...]:
         """Validates a file's header and returns its column names."""
@@ -87,7 +92,7 @@ class RowParser:
         return columns
 
     def required_columns(self) -> list[str]:
-        needed = [self.layout.label]
+        needed = [self.layout.label] if self.labeled else []
         if self.input_format == "avazu":
             needed += [f.name for f in self.spec.fields if f.name not in ("weekday", "weekend")]
         else:
@@ -97,7 +102,11 @@ class RowParser:
         return needed
 
     def columns(self, header: tuple[str, ...] | None) -> tuple[str, ...]:
-        return header if header is not None else self.layout.columns
+        if header is not None:
+            return header
+        if self.labeled:
+            return self.layout.columns
+        return tuple(column for column in self.layout.columns if column != self.layout.label)
 
     def parse(self, text: str, columns: tuple[str, ...], source: str, line_number: int, position: int) -> Row:
         """Parses one line (without its line ending) into a Row; `position`
@@ -109,7 +118,7 @@ class RowParser:
         if len(cells) != len(columns):
             raise BadRowError(f"expected {len(columns)} columns, found {len(cells)}")
         raw = dict(zip(columns, cells))
-        label = parse_label(raw[self.layout.label])
+        label = parse_label(raw[self.layout.label]) if self.labeled else -1
         if self.input_format == "avazu":
             raw.update(expand_avazu_hour(raw["hour"]))
         values = {field.name: parse_value(field, raw[field.name]) for field in self.spec.fields}

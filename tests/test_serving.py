@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,39 +16,18 @@ from tensorflow_serving.apis import classification_pb2, regression_pb2
 
 from featnet_tf import export, training
 from serving.client import PredictionClient
-from tests.helpers import REPO_ROOT, prepared_criteo, tiny_trained_run
+from serving.local import LocalServer
+from tests.helpers import prepared_criteo, tiny_trained_run
 
 MAX_BATCH = 64
 
 
 @contextlib.contextmanager
 def running_server(base_path: str, model_name: str = "featnet", *extra: str):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving.server", "--model_name", model_name, "--model_base_path", base_path, "--port", "0",
-         "--file_system_poll_wait_seconds", "0.2", "--max_batch_size", str(MAX_BATCH), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO_ROOT,
-    )
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    deadline, target, seen = time.time() + 120, None, []
-    while target is None and time.time() < deadline:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            assert process.poll() is None, "".join(seen)
-            continue
-        seen.append(line)
-        if "[server] serving model" in line:
-            target = "127.0.0.1:" + line.rsplit(":", 1)[1].strip()
-    assert target, "".join(seen)
-    try:
-        yield target, process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0, "the server did not stop gracefully on SIGTERM"
+    flags = ["--file_system_poll_wait_seconds", "0.2", "--max_batch_size", str(MAX_BATCH), *extra]
+    with LocalServer(base_path, model_name, *flags) as server:
+        yield server.target, server.process
+    assert server.returncode == 0, "the server did not stop gracefully on SIGTERM:\n" + "".join(server.output[-20:])
 
 
 @pytest.fixture(scope="module")

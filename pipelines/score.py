@@ -1,0 +1,229 @@
+"""`python -m pipelines.score`: batch CTR predictions through Apache Beam.
+
+Reads raw rows in the formats of `pipelines.preprocess` (or its TFRecords),
+runs an exported SavedModel's `serving_default` signature with Beam's
+`RunInference` (the model is loaded once per worker and rows are batched),
+and writes one prediction per input row with its row key: the format's id
+column (Avazu's ``id``, ``--key_column``) or ``file:line`` (``file:record``
+for TFRecords). The SavedModel is the one TF Serving answers online with, on
+the same raw values, so batch and online predictions agree.
+
+    python -m pipelines.score --model runs/featnet_criteo/export --input 'logs/day_*.tsv.gz' \
+        --format criteo --output /tmp/scores/part --output_format parquet
+
+Malformed rows go to ``<output>-dead_letter*.jsonl`` with their reason;
+``rows_in = rows_scored + rows_dead_lettered`` is printed and checked.
+Unknown flags go to Beam's PipelineOptions (DirectRunner by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from typing import Any, Iterable, Sequence
+
+import apache_beam as beam
+import pyarrow
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from featnet_tf.features import FeatureSpec
+from pipelines import examples as examples_lib
+from pipelines.preprocess import COUNTER_NAMESPACE as PARSE_NAMESPACE
+from pipelines.preprocess import DEAD_LETTER, ReadRows
+from pipelines.rows import Row, RowParser, spec_for_format
+from pipelines.splits import FixedSplit
+
+COUNTER_NAMESPACE = "featnet_tf.score"
+OUTPUT_FORMATS = ("csv", "tfrecord", "parquet")
+
+
+def resolve_export_dir(model: str) -> str:
+    """An export directory, or the newest integer version under a base path."""
+    if FileSystems.exists(FileSystems.join(model, "saved_model.pb")):
+        return model
+    try:
+        matches = FileSystems.match([FileSystems.join(model, "*", "saved_model.pb")])[0].metadata_list
+    except Exception:  # Beam raises when a pattern matches nothing on some file systems
+        matches = []
+    versions = sorted(int(parent) for parent in (m.path.rstrip("/").split("/")[-2] for m in matches) if parent.isdigit())
+    if not versions:
+        raise ValueError(f"--model {model} holds neither saved_model.pb nor integer version directories")
+    return FileSystems.join(model, str(versions[-1]))
+
+
+class SavedModelExamplesHandler(ModelHandler):
+    """RunInference handler: serialized `tf.train.Example`s → probabilities
+    from a SavedModel's Predict signature (input ``examples``, output
+    ``probability``)."""
+
+    def __init__(self, export_dir: str, batch_size: int = 1024, signature: str = "serving_default") -> None:
+        self.export_dir = export_dir
+        self.batch_size = batch_size
+        self.signature = signature
+
+    def load_model(self):
+        import tensorflow as tf
+
+        return tf.saved_model.load(self.export_dir).signatures[self.signature]
+
+    def run_inference(self, batch: Sequence[bytes], model, inference_args=None) -> Iterable[PredictionResult]:
+        import tensorflow as tf
+
+        probabilities = model(examples=tf.constant(list(batch), dtype=tf.string))["probability"].numpy()
+        return [PredictionResult(None, float(probability)) for probability in probabilities]
+
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+
+    def get_metrics_namespace(self) -> str:
+        return COUNTER_NAMESPACE
+
+
+def keyed_tfrecords(readable: fileio.ReadableFile) -> Iterable[tuple[str, bytes]]:
+    """(``file:record``, serialized example) of every record of a TFRecord file."""
+    import tensorflow as tf
+
+    path = readable.metadata.path
+    compression = "GZIP" if path.endswith(".gz") else ""
+    scanned = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows_in")
+    for index, record in enumerate(tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator(), start=1):
+        scanned.inc()
+        yield f"{path}:{index}", record
+
+
+class EncodeRows(beam.DoFn):
+    """A parsed raw row → (key, serialized raw-value example)."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+
+    def process(self, row: Row) -> Iterable[tuple[str, bytes]]:
+        yield row.key, examples_lib.to_example(self.spec, row.values, None).SerializeToString()
+
+
+def write_predictions(predictions, output: str, output_format: str):
+    if output_format == "csv":
+        return (
+            predictions
+            | "ToCsv" >> beam.Map(lambda item: f"{json.dumps(item[0])},{item[1]!r}")
+            | "WriteCsv" >> beam.io.WriteToText(output, file_name_suffix=".csv", header="key,probability")
+        )
+    if output_format == "tfrecord":
+
+        def to_example(item):
+            from tensorflow.core.example import example_pb2
+
+            example = example_pb2.Example()
+            example.features.feature["key"].bytes_list.value.append(item[0].encode("utf-8"))
+            example.features.feature["probability"].float_list.value.append(item[1])
+            return example.SerializeToString()
+
+        return predictions | "ToExample" >> beam.Map(to_example) | "WriteTFRecord" >> beam.io.WriteToTFRecord(output, file_name_suffix=".tfrecord")
+    schema = pyarrow.schema([("key", pyarrow.string()), ("probability", pyarrow.float64())])
+    return (
+        predictions
+        | "ToRecord" >> beam.Map(lambda item: {"key": item[0], "probability": item[1]})
+        | "WriteParquet" >> beam.io.WriteToParquet(output, schema, file_name_suffix=".parquet")
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreResult:
+    rows_in: int
+    rows_scored: int
+    rows_dead_lettered: int
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.score", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="an export directory, or a base path of versions (the newest is used)")
+    parser.add_argument("--input", action="append", required=True, help="file or glob; repeat for several")
+    parser.add_argument("--format", choices=("criteo", "avazu", "csv", "tfrecord"), required=True)
+    parser.add_argument("--spec", help="FeatureSpec of the csv format (or the feature_spec.json of a preprocessing run)")
+    parser.add_argument("--unlabeled", action="store_true", help="rows have no label column")
+    parser.add_argument("--key_column", help="row key column (default: the format's id column, else file:line)")
+    parser.add_argument("--output", required=True, help="output prefix, e.g. /tmp/scores/part")
+    parser.add_argument("--output_format", choices=OUTPUT_FORMATS, default="csv")
+    parser.add_argument("--batch_size", type=int, default=1024, help="rows per model call")
+    return parser.parse_known_args(argv)
+
+
+def run(argv: Sequence[str] | None = None) -> ScoreResult:
+    args, pipeline_args = parse_args(argv)
+    if args.batch_size <= 0:
+        raise ValueError(f"--batch_size must be positive. Received: {args.batch_size}")
+    export_dir = resolve_export_dir(args.model)
+    options = PipelineOptions(pipeline_args)
+    if options.view_as(StandardOptions).runner is None:
+        options.view_as(StandardOptions).runner = "DirectRunner"
+    pipeline = beam.Pipeline(options=options)
+    if args.format == "tfrecord":
+        keyed = (
+            pipeline
+            | "Patterns" >> beam.Create(args.input)
+            | "MatchFiles" >> fileio.MatchAll()
+            | "ReadMatches" >> fileio.ReadMatches(compression=CompressionTypes.UNCOMPRESSED)
+            | "ReadRecords" >> beam.FlatMap(keyed_tfrecords)
+        )
+    else:
+        spec = spec_for_format(args.format, FeatureSpec.load(args.spec) if args.spec else None)
+        if args.key_column:
+            spec = dataclasses.replace(spec, input_format=dataclasses.replace(spec.input_format, key=args.key_column))
+        parser = RowParser(spec, args.format, FixedSplit("test"), labeled=not args.unlabeled)
+        parsed = pipeline | "ReadRows" >> ReadRows(args.input, parser)
+        (
+            parsed[DEAD_LETTER]
+            | "DeadLetterJson" >> beam.Map(lambda record: json.dumps(record, ensure_ascii=False))
+            | "WriteDeadLetter" >> beam.io.WriteToText(f"{args.output}-dead_letter", file_name_suffix=".jsonl")
+        )
+        keyed = parsed.rows | "Encode" >> beam.ParDo(EncodeRows(spec))
+
+    scored = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows_scored")
+
+    def count(item):
+        scored.inc()
+        return item[0], item[1].inference
+
+    predictions = (
+        keyed
+        | "RunInference" >> RunInference(KeyedModelHandler(SavedModelExamplesHandler(export_dir, args.batch_size)))
+        | "Unwrap" >> beam.Map(count)
+    )
+    write_predictions(predictions, args.output, args.output_format)
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    totals: dict[str, int] = {}
+    for namespace in (COUNTER_NAMESPACE, PARSE_NAMESPACE):
+        for entry in result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]:
+            totals[entry.key.metric.name] = totals.get(entry.key.metric.name, 0) + entry.committed
+    rows_in = totals.get("rows_in", 0)
+    dead = totals.get("rows_dead_lettered", 0)
+    outcome = ScoreResult(rows_in, totals.get("rows_scored", 0), dead)
+    print(f"[score] model {export_dir}: rows_in={outcome.rows_in} = rows_scored={outcome.rows_scored} + rows_dead_lettered={outcome.rows_dead_lettered}")
+    print(f"[score] wrote {args.output}*.{args.output_format}")
+    if outcome.rows_in != outcome.rows_scored + outcome.rows_dead_lettered:
+        raise RuntimeError(f"Row conservation failed: {outcome}")
+    return outcome
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.getLogger().setLevel(logging.WARNING)
+    try:
+        run(argv)
+    except (ValueError, RuntimeError) as error:
+        print(f"[score] error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
