@@ -32,6 +32,7 @@ import featnet_tf  # noqa: F401  (selects legacy Keras)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+import yaml
 
 from featnet_tf import config as config_lib
 from featnet_tf import train, training
@@ -163,13 +164,62 @@ def write_outputs(output_dir: str, cells: list[dict[str, Any]], title: str) -> l
     return rows
 
 
+def parse_sweeps(assignments: Sequence[str]) -> dict[str, tuple]:
+    """``["num_subsets=2,5,10"]`` → ``{"model.num_subsets": (2, 5, 10)}``."""
+    sweeps = {}
+    for assignment in assignments:
+        key, _, values = assignment.partition("=")
+        key = key if "." in key else f"model.{key}"
+        parsed = tuple(yaml.safe_load(value) for value in values.split(",") if value.strip())
+        if not parsed:
+            raise ValueError(f"--sweep takes KEY=V1,V2,... Received: {assignment!r}")
+        sweeps[key] = parsed
+    return sweeps
+
+
+def plot_sweep(output_dir: str, cells: list[dict[str, Any]], sweeps: dict[str, tuple], model: str) -> None:
+    """Fig. 5: test AUC against the first swept setting, one line per value
+    of the second (if any)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(sweeps)
+    first, second = keys[0], keys[1] if len(keys) > 1 else None
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for other in sweeps[second] if second else [None]:
+        xs, means, stds = [], [], []
+        for value in sweeps[first]:
+            point = {first: value, **({second: other} if second else {})}
+            label = "".join(f"_{key.split('.')[-1]}{v}" for key, v in point.items())
+            aucs = [cell["auc"] for cell in cells if cell["model"] == f"{model}{label}"]
+            if aucs:
+                xs.append(value)
+                means.append(np.mean(aucs))
+                stds.append(np.std(aucs))
+        axis.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=f"{second.split('.')[-1]}={other}" if second else None)
+    axis.set_xlabel(first.split(".")[-1])
+    axis.set_ylabel("test AUC")
+    axis.set_title(f"{model}: effect of {' and '.join(k.split('.')[-1] for k in keys)} (cf. Fig. 5)")
+    if second:
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(os.path.join(output_dir, "fig5_sweep.png"), dpi=120)
+    plt.close(figure)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m featnet_tf.benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data_dir", required=True, help="a pipelines.preprocess output directory")
+    parser.add_argument("--data_dir", help="a pipelines.preprocess output directory (not needed with --scaling)")
     parser.add_argument("--dataset", choices=DATASETS, default="criteo", help="which named experiments (<model>_<dataset>) to start from")
     parser.add_argument("--models", default=",".join(config_lib.MODEL_NAMES), help="comma-separated model names")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2", help="sweep a model setting, e.g. num_subsets=2,5,10 (Fig. 5)")
+    parser.add_argument("--scaling", action="store_true", help="time and memory versus the number of fields instead of accuracy")
+    parser.add_argument("--fields", default="39,100,200,400", help="numbers of fields M for --scaling")
+    parser.add_argument("--batch_size", type=int, default=256, help="batch of the --scaling steps")
     parser.add_argument("--config", help="YAML overrides applied to every cell")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override for every cell")
     parser.add_argument("--grid", action="store_true", help="every model over the paper's grid: D ∈ {8,16,32} × lr ∈ {1e-1..1e-4}")
@@ -185,7 +235,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[benchmark] error: unknown models {unknown} or --seeds {args.seeds} <= 0", file=sys.stderr)
         return 2
     os.makedirs(args.output_dir, exist_ok=True)
+    if args.scaling:
+        from featnet_tf.scaling import run_scaling
+
+        run_scaling(models, [int(m) for m in args.fields.split(",")], args.output_dir, args.batch_size)
+        print(f"[benchmark] scaling → {os.path.join(args.output_dir, 'scaling.md')}, scaling.csv, scaling.png")
+        return 0
+    if not args.data_dir:
+        print("[benchmark] error: --data_dir is required (except with --scaling)", file=sys.stderr)
+        return 2
+    sweeps = parse_sweeps(args.sweep)
     grid = [dict(zip(config_lib.GRID, values)) for values in itertools.product(*config_lib.GRID.values())] if args.grid else [{}]
+    if sweeps:
+        grid = [dict(zip(sweeps, values)) for values in itertools.product(*sweeps.values())]
     cells = []
     for model, point, seed in itertools.product(models, grid, range(args.seeds)):
         cell = run_cell(args, model, seed, point)
@@ -197,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     rows = write_outputs(args.output_dir, cells, args.title or f"{args.dataset}: {os.path.basename(os.path.normpath(args.data_dir))}")
+    if sweeps:
+        plot_sweep(args.output_dir, cells, sweeps, models[0])
     print(f"[benchmark] {len(rows)} models → {os.path.join(args.output_dir, 'table.md')}, results.csv, auc.png")
     return 0
 

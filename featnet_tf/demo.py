@@ -6,9 +6,13 @@
    and statistics (Beam, DirectRunner);
 3. `featnet_tf.train` trains FeatNet (paper defaults but a learning rate of
    1e-3 for a short CPU run), evaluates it on the test split, exports a
-   versioned SavedModel and checks that TF Serving can serve it;
-4. the test AUC and LogLoss are printed next to the Bayes-optimal ones of the
-   same test rows.
+   versioned SavedModel and checks that TF Serving can serve it; the test
+   AUC and LogLoss are printed next to the Bayes-optimal ones of the same rows;
+4. `serving.server` serves the export over TF Serving's gRPC API and
+   `serving.client` sends it a few raw rows;
+5. `pipelines.score` scores the test split in batch with Beam, and a sample
+   of its predictions is checked against the online server's answers;
+6. `featnet_tf.analyze` writes the report of what the model learned.
 
     python -m featnet_tf.demo [--rows 200000] [--epochs 2] [--work_dir demo_output]
 """
@@ -16,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -23,9 +28,17 @@ import sys
 import time
 
 import featnet_tf  # noqa: F401  (selects legacy Keras)
-from featnet_tf import train
+import pandas as pd
+
+from featnet_tf import analyze, train
+from featnet_tf.features import criteo_spec
 from featnet_tf.metrics import binary_auc, log_loss
-from pipelines import preprocess, synthesize
+from pipelines import preprocess, score, synthesize
+from pipelines.rows import RowParser
+from pipelines.splits import FixedSplit, file_splits
+from serving.client import PredictionClient
+from serving.local import LocalServer
+
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -44,11 +57,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     data_dir = os.path.join(args.work_dir, "data")
     run_dir = os.path.join(args.work_dir, "run")
 
-    print("== 1/3 synthesize", flush=True)
+    print("== 1/6 synthesize", flush=True)
     synthesize.main(["--rows", str(args.rows), "--output", raw, "--seed", str(args.seed)])
-    print("== 2/3 preprocess", flush=True)
+    print("== 2/6 preprocess", flush=True)
     preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", data_dir, "--runner=DirectRunner"])
-    print("== 3/3 train → evaluate → export → check", flush=True)
+    print("== 3/6 train → evaluate → export → check", flush=True)
     code = train.main(
         ["--experiment", "featnet_criteo", "--data_dir", data_dir, "--run_dir", run_dir]
         + ["--set", f"training.epochs={args.epochs}", "--set", f"training.learning_rate={args.learning_rate}"]
@@ -56,7 +69,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     if code:
         raise SystemExit(code)
-
     with open(os.path.join(run_dir, "metrics.json")) as stream:
         metrics = json.load(stream)
     true_labels, true_probabilities = synthesize.split_truth(raw, "test")
@@ -67,10 +79,43 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "bayes_logloss": log_loss(true_labels, true_probabilities),
     }
     print(
-        f"\nFeatNet on {metrics['examples']:,} test rows: AUC {results['test_auc']:.4f}, LogLoss {results['test_logloss']:.4f} | "
-        f"Bayes-optimal AUC {results['bayes_auc']:.4f}, LogLoss {results['bayes_logloss']:.4f}"
+        f"FeatNet on {metrics['examples']:,} test rows: AUC {results['test_auc']:.4f}, LogLoss {results['test_logloss']:.4f} | "
+        f"Bayes-optimal AUC {results['bayes_auc']:.4f}, LogLoss {results['bayes_logloss']:.4f}",
+        flush=True,
     )
-    print(f"Demo finished in {time.perf_counter() - start:.0f} s; outputs under {args.work_dir}/ (data/, run/, run/export/1/)")
+
+    # The raw test rows, as a user's log would hold them.
+    with open(raw, encoding="utf-8") as stream:
+        lines = stream.read().splitlines()
+    test_lines = [line for line, split in zip(lines, file_splits(raw, header=False)) if split == "test"]
+    test_raw = os.path.abspath(os.path.join(args.work_dir, "test_rows.tsv"))
+    with open(test_raw, "w", encoding="utf-8") as stream:
+        stream.write("\n".join(test_lines) + "\n")
+    parser = RowParser(criteo_spec(), "criteo", FixedSplit("test"))
+    sample = [parser.parse(line, parser.columns(None), test_raw, number, number - 1) for number, line in enumerate(test_lines[:200], start=1)]
+
+    export_base = os.path.join(run_dir, "export")
+    print("== 4/6 serve over gRPC", flush=True)
+    with LocalServer(export_base, "featnet") as server, PredictionClient(server.target, "featnet") as client:
+        online = client.predict([row.values for row in sample])
+        for row, probability in list(zip(sample, online))[:5]:
+            shown = {name: row.values[name] for name in ("I1", "I2", "C1", "C2", "C5", "C14")}
+            print(f"  {shown} → p(click) = {probability:.4f}")
+
+    print("== 5/6 batch scoring with Beam", flush=True)
+    scores = os.path.join(args.work_dir, "scores", "part")
+    score.run(["--model", export_base, "--input", test_raw, "--format", "criteo", "--output", scores, "--runner=DirectRunner"])
+    frame = pd.concat(pd.read_csv(path) for path in sorted(glob.glob(scores + "*.csv")))
+    batch = dict(zip(frame["key"], frame["probability"]))
+    difference = max(abs(batch[row.key] - p) for row, p in zip(sample, online))
+    print(f"batch and online predictions of {len(sample)} sampled rows agree: max difference {difference:.2e}")
+    if difference > 1e-5:
+        raise SystemExit(f"batch scoring disagrees with the online server by {difference}")
+
+    print("== 6/6 analyse", flush=True)
+    analyze.main(["--run_dir", run_dir, "--max_rows", "5000"])
+    results["online_batch_max_difference"] = float(difference)
+    print(f"\nDemo finished in {time.perf_counter() - start:.0f} s. Outputs under {args.work_dir}/; report: {os.path.join(run_dir, 'analysis', 'report.html')}")
     return results
 
 

@@ -1,0 +1,59 @@
+"""featnet_tf.benchmark: Table 3 outputs, resumability, the S/E sweep and the scaling run."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+from PIL import Image
+
+from featnet_tf import benchmark
+from featnet_tf.scaling import growth_exponent
+from tests.helpers import prepared_criteo
+
+TINY = ["--set", "training.epochs=1", "--set", "training.steps_per_epoch=3", "--set", "data.batch_size=64", "--set", "model.embedding_dim=4"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return prepared_criteo(str(tmp_path_factory.mktemp("bench")), rows=1500)[1]
+
+
+def test_table_csv_and_chart_with_one_row_per_model(data_dir, tmp_path, capsys):
+    args = ["--data_dir", data_dir, "--models", "featnet,lr,deepfm", "--seeds", "2", "--output_dir", str(tmp_path)] + TINY
+    args += ["--set", "model.num_subsets=2", "--set", "model.tower_units=[8]", "--set", "model.params={}"]
+    assert benchmark.main(args) == 0
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert [line.split("|")[1].strip() for line in table[4:]] == ["featnet", "lr", "deepfm"]
+    assert all(line.rstrip().endswith("| 2 |") for line in table[4:]), "two seeds per model"
+    with open(tmp_path / "results.csv") as stream:
+        assert len(list(csv.DictReader(stream))) == 6
+    with Image.open(tmp_path / "auc.png") as image:
+        assert image.format == "PNG"
+    assert capsys.readouterr().out.count("[benchmark] ") >= 6
+    assert benchmark.main(args) == 0, "a second run resumes"
+    assert capsys.readouterr().out.count("(finished earlier)") == 6
+
+
+def test_sweep_writes_the_fig5_plot(data_dir, tmp_path):
+    args = ["--data_dir", data_dir, "--models", "featnet", "--seeds", "1", "--output_dir", str(tmp_path)] + TINY
+    args += ["--set", "model.tower_units=[8]", "--sweep", "num_subsets=1,2", "--sweep", "num_queries=2,4"]
+    assert benchmark.main(args) == 0
+    assert len((tmp_path / "table.md").read_text().splitlines()) == 4 + 4
+    with Image.open(tmp_path / "fig5_sweep.png") as image:
+        assert image.format == "PNG"
+
+
+def test_scaling_measures_each_model_and_fits_an_exponent(tmp_path):
+    assert benchmark.main(["--scaling", "--models", "lr,featnet", "--fields", "4,8", "--batch_size", "16", "--output_dir", str(tmp_path)]) == 0
+    with open(tmp_path / "scaling.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [(row["model"], row["num_fields"]) for row in rows] == [("lr", "4"), ("lr", "8"), ("featnet", "4"), ("featnet", "8")]
+    assert all(float(row["ms_per_step"]) > 0 for row in rows)
+    assert "time exponent" in (tmp_path / "scaling.md").read_text()
+    assert os.path.exists(tmp_path / "scaling.png")
+
+
+def test_growth_exponent_recovers_a_power_law():
+    assert growth_exponent([10, 20, 40, 80], [3 * m**2 for m in (10, 20, 40, 80)]) == pytest.approx(2.0)
