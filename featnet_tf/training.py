@@ -30,7 +30,7 @@ import tf_keras as keras
 
 from featnet_tf import config as config_lib
 from featnet_tf import export as export_lib
-from featnet_tf.data import load_feature_spec, make_dataset
+from featnet_tf.data import load_feature_spec, make_dataset, parsing_spec
 from featnet_tf.features import FeatureSpec
 from featnet_tf.layers.feature_transform import FeatureTransform
 from featnet_tf.metrics import binary_auc, log_loss
@@ -176,7 +176,8 @@ def export_run(run: Run, export_base: str | None = None) -> tuple[str, dict[str,
     files = sorted(tf.io.gfile.glob(os.path.join(run.config.data.data_dir, "test", "*.tfrecord.gz")))
     rows = max(run.config.export.warmup_examples, 16)
     examples = [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(rows)]
-    expected = tf.sigmoid(tf.reshape(run.serving_model()(tf.io.parse_example(tf.constant(examples), export_lib.parsing_spec(run.spec, with_label=False))), [-1])).numpy()
+    parsed = tf.io.parse_example(tf.constant(examples), parsing_spec(run.spec, with_label=False))
+    expected = tf.sigmoid(tf.reshape(run.serving_model()(parsed), [-1])).numpy()
     path = export_lib.export_saved_model(run.serving_model(), run.spec, base, examples[: run.config.export.warmup_examples])
     report = export_lib.check(path, run.spec, examples, expected)
     return path, report

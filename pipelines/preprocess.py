@@ -218,7 +218,8 @@ class BuildVocabularies(beam.PTransform):
 
 def write_vocabulary(item: tuple[str, list[str], int], vocabulary_dir: str) -> tuple[str, int, int]:
     name, tokens, cardinality = item
-    FileSystems.mkdirs(vocabulary_dir) if not FileSystems.exists(vocabulary_dir) else None
+    if not FileSystems.exists(vocabulary_dir):
+        FileSystems.mkdirs(vocabulary_dir)
     with FileSystems.create(FileSystems.join(vocabulary_dir, f"{name}.txt")) as stream:
         stream.write("".join(f"{token}\n" for token in tokens).encode("utf-8"))
     return name, len(tokens), cardinality
