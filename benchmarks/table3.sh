@@ -25,7 +25,7 @@ $PY -m featnet_tf.benchmark --data_dir "$WORK/criteo_prep" --dataset criteo --se
 $PY -m featnet_tf.benchmark --data_dir "$WORK/frappe_prep" --dataset frappe --seeds 3 --output_dir "$WORK/frappe" \
     "${SAME_BUDGET[@]}" --set training.epochs=15 --set data.batch_size=1024 --title "Frappe (86,582 rows)"
 $PY -m featnet_tf.benchmark --data_dir "$WORK/generated_prep" --dataset criteo --seeds 1 --output_dir "$WORK/generated" \
-    "${SAME_BUDGET[@]}" --set training.epochs=5 --set data.batch_size=1024 --title "200k generated Criteo-shaped rows"
+    "${SAME_BUDGET[@]}" --set training.epochs=2 --set data.batch_size=1024 --title "200k generated Criteo-shaped rows"
 $PY - "$WORK/generated.tsv" <<'PY'
 import sys
 from featnet_tf.metrics import binary_auc, log_loss

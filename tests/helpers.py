@@ -67,7 +67,7 @@ def tiny_trained_run(data_dir: str, run_dir: str, steps: int = 30):
     return run
 
 
-def prepared_criteo(root: str, rows: int = 3000, seed: int = 5) -> tuple[str, str]:
+def prepared_criteo(root: str, rows: int = 3000, seed: int = 5, min_count: int = 1) -> tuple[str, str]:
     """Synthesizes `rows` Criteo-format rows and preprocesses them; returns
     (raw file, output directory)."""
     from pipelines import preprocess, synthesize
@@ -75,5 +75,5 @@ def prepared_criteo(root: str, rows: int = 3000, seed: int = 5) -> tuple[str, st
     raw = os.path.join(root, "criteo.tsv")
     synthesize.main(["--rows", str(rows), "--output", raw, "--seed", str(seed)])
     output = os.path.join(root, "prep")
-    preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", output, "--runner=DirectRunner", "--min_count", "1"])
+    preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", output, "--runner=DirectRunner", "--min_count", str(min_count)])
     return raw, output

@@ -12,7 +12,7 @@ from featnet_tf import config as config_lib
 from featnet_tf import training
 from featnet_tf.features import FeatureSpec, Field
 from featnet_tf.models import MODELS
-from pipelines import preprocess, synthesize
+from tests.helpers import prepared_criteo
 
 SMALL = {
     "featnet": dict(num_subsets=2, expand_ratio=2, num_queries=3, tower_units=(8,)),
@@ -61,12 +61,7 @@ def test_builds_trains_and_round_trips_for_any_number_of_fields(name, num_fields
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("baseline_data")
-    raw = str(root / "criteo.tsv")
-    synthesize.main(["--rows", "2000", "--output", raw, "--seed", "5"])
-    output = str(root / "prep")
-    preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", output, "--runner=DirectRunner", "--min_count", "1"])
-    return output
+    return prepared_criteo(str(tmp_path_factory.mktemp("baseline_data")), rows=2000)[1]
 
 
 @pytest.mark.large

@@ -15,8 +15,7 @@ import tensorflow as tf
 
 from featnet_tf import config as config_lib
 from featnet_tf import evaluate, export, train, training
-from pipelines import preprocess, synthesize
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, prepared_criteo
 
 TINY = [
     "--set", "model.embedding_dim=4",
@@ -31,12 +30,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_data")
-    raw = str(root / "criteo.tsv")
-    synthesize.main(["--rows", "20000", "--output", raw, "--seed", "3"])
-    output = str(root / "prep")
-    preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", output, "--runner=DirectRunner"])
-    return output
+    return prepared_criteo(str(tmp_path_factory.mktemp("train_data")), rows=20_000, seed=3, min_count=2)[1]
 
 
 @pytest.fixture(scope="module")
