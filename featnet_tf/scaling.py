@@ -98,7 +98,8 @@ def run_scaling(models: Sequence[str], fields: Sequence[int], output_dir: str, b
                 print(f"[scaling] {model} M={num_fields}: over {timeout} s, skipped", flush=True)
                 continue
             if result.returncode != 0:
-                print(f"[scaling] {model} M={num_fields}: failed ({result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode})", flush=True)
+                reason = "killed (out of memory?)" if result.returncode < 0 else result.stderr.strip().splitlines()[-1]
+                print(f"[scaling] {model} M={num_fields}: failed with exit code {result.returncode}: {reason}", flush=True)
                 continue
             cell = json.loads(result.stdout.strip().splitlines()[-1])
             cells.append(cell)
