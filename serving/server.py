@@ -170,24 +170,31 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         except RequestError as error:
             return self._abort(context, error)
         response = predict_pb2.PredictResponse()
-        response.model_spec.name = servable.name
-        response.model_spec.version.value = servable.version
-        response.model_spec.signature_name = name
+        self._answered_by(response.model_spec, servable, name)
         for key in wanted:
             response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
         return response
 
+    def _run_examples(self, request, method: str) -> tuple[Servable, str, dict[str, np.ndarray]]:
+        """Classify and Regress: the request's examples through the signature
+        of the given method, whose one input takes serialized examples."""
+        servable = self._servable(request.model_spec)
+        name, signature = self._signature(servable, request.model_spec.signature_name, method)
+        (input_key,) = signature.inputs
+        return servable, name, self._run(servable, name, {input_key: self._examples(request.input)})
+
+    @staticmethod
+    def _answered_by(model_spec, servable: Servable, signature_name: str) -> None:
+        model_spec.name, model_spec.signature_name = servable.name, signature_name
+        model_spec.version.value = servable.version
+
     def Classify(self, request, context):
         try:
-            servable = self._servable(request.model_spec)
-            name, signature = self._signature(servable, request.model_spec.signature_name, CLASSIFY_METHOD)
-            (input_key,) = signature.inputs
-            outputs = self._run(servable, name, {input_key: self._examples(request.input)})
+            servable, name, outputs = self._run_examples(request, CLASSIFY_METHOD)
         except RequestError as error:
             return self._abort(context, error)
         response = classification_pb2.ClassificationResponse()
-        response.model_spec.name, response.model_spec.signature_name = servable.name, name
-        response.model_spec.version.value = servable.version
+        self._answered_by(response.model_spec, servable, name)
         classes, scores = outputs.get("classes"), outputs["scores"]
         for row in range(len(scores)):
             classification = response.result.classifications.add()
@@ -198,15 +205,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Regress(self, request, context):
         try:
-            servable = self._servable(request.model_spec)
-            name, signature = self._signature(servable, request.model_spec.signature_name, REGRESS_METHOD)
-            (input_key,) = signature.inputs
-            outputs = self._run(servable, name, {input_key: self._examples(request.input)})
+            servable, name, outputs = self._run_examples(request, REGRESS_METHOD)
         except RequestError as error:
             return self._abort(context, error)
         response = regression_pb2.RegressionResponse()
-        response.model_spec.name, response.model_spec.signature_name = servable.name, name
-        response.model_spec.version.value = servable.version
+        self._answered_by(response.model_spec, servable, name)
         for value in outputs["outputs"].reshape(-1):
             response.result.regressions.add(value=float(value))
         return response
