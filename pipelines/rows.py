@@ -45,10 +45,8 @@ def spec_for_format(input_format: str, spec: FeatureSpec | None = None, min_coun
     if spec is None:
         if input_format == "csv":
             raise ValueError("The `csv` format needs a FeatureSpec file (--spec) describing its columns.")
-        spec = criteo_spec() if input_format == "criteo" else avazu_spec()
-        if min_count is not None:
-            for field in spec.fields:
-                spec = spec.replace_field(field.name, min_count=min_count)
+        builder = criteo_spec if input_format == "criteo" else avazu_spec
+        spec = builder() if min_count is None else builder(min_count)
     if spec.input_format is None:
         raise ValueError("The FeatureSpec needs an `input_format` (delimiter, header/columns, label).")
     return spec
