@@ -36,7 +36,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import uuid
 from typing import Any, Sequence
 

@@ -28,7 +28,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
 from typing import Any, Iterable, Sequence
 

@@ -11,7 +11,7 @@ import tf_keras as keras
 from PIL import Image
 
 from featnet_tf import analyze
-from featnet_tf.analysis import PruningAccumulator, analyze_batches, coverage_ratio
+from featnet_tf.analysis import analyze_batches, coverage_ratio
 from featnet_tf.models import FeatNet
 from featnet_tf.synthetic import planted_interaction_data
 from tests.helpers import prepared_criteo, tiny_trained_run

@@ -7,7 +7,6 @@ import tensorflow as tf
 from featnet_tf.features import FeatureSpec, Field, numeric_token
 from featnet_tf.layers import FeatureTransform
 from featnet_tf.layers.feature_transform import bucket_tokens
-from tests.helpers import run_serialization_test
 
 
 def test_tensorflow_buckets_equal_the_pipelines_tokens():

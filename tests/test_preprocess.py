@@ -18,7 +18,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.public import tfxio
 
 from featnet_tf.data import load_feature_spec, make_dataset
-from featnet_tf.features import FeatureSpec, Field, InputFormat, criteo_spec
+from featnet_tf.features import FeatureSpec, Field, InputFormat
 from pipelines import preprocess
 from pipelines.rows import Row, RowParser
 from tests.conftest import sample_data_dir
