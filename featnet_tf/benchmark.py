@@ -81,7 +81,8 @@ def run_cell(args: argparse.Namespace, model: str, seed: int, grid_point: dict[s
     with open(os.path.join(run_dir, "history.json")) as stream:
         history = json.load(stream)
     run = training.load_run(run_dir)
-    train_rows = len(list(tf.data.TFRecordDataset(tf.io.gfile.glob(os.path.join(args.data_dir, "train", "*.tfrecord.gz")), compression_type="GZIP")))
+    with tf.io.gfile.GFile(os.path.join(args.data_dir, "statistics.json")) as stream:
+        train_rows = json.load(stream)["splits"]["train"]["rows"]  # counted by pipelines.preprocess
     steps_per_epoch = config.training.steps_per_epoch
     examples_per_epoch = steps_per_epoch * config.data.batch_size if steps_per_epoch else train_rows
     cell = {
