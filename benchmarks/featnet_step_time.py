@@ -1,9 +1,11 @@
 """FeatNet forward+backward time per batch on this machine.
 
 Criteo-shaped inputs: M = 39 categorical fields (the 13 bucketized numerics
-of Criteo are id lookups too) with the paper's defaults (D=16, S=10, r=4,
-E=16, towers 3×128). Times a compiled `train_step` (forward, backward and
-Adam update) after warm-up; prints one line per batch size.
+of Criteo are id lookups too), each model with its defaults (FeatNet's are
+the paper's D=16, S=10, r=4, E=16, towers 3×128). Times a compiled
+`train_step` (forward, backward and Adam update) after warm-up; prints one
+line per model and batch size, so FeatNet is read against DCNv2 measured in
+the same run.
 
     python benchmarks/featnet_step_time.py --batch_sizes 1024 --steps 50
 """
@@ -20,7 +22,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf.features import FeatureSpec, Field
-from featnet_tf.models import FeatNet
+from featnet_tf.models import build_model
 
 
 def criteo_shaped_spec(num_fields: int, ids_per_field: int) -> FeatureSpec:
@@ -29,6 +31,7 @@ def criteo_shaped_spec(num_fields: int, ids_per_field: int) -> FeatureSpec:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="featnet,featnet_eq13,dcnv2", help="registered models, timed in this order")
     parser.add_argument("--num_fields", type=int, default=39)
     parser.add_argument("--ids_per_field", type=int, default=23_000, help="≈0.9M ids in all, like BARS Criteo_x4")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1024])
@@ -37,30 +40,30 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     spec = criteo_shaped_spec(args.num_fields, args.ids_per_field)
-    model = FeatNet(spec)
-    model.compile(keras.optimizers.Adam(1e-4), keras.losses.BinaryCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
-    for batch_size in args.batch_sizes:
-        features = {f.name: tf.constant(rng.integers(0, f.num_ids, batch_size)) for f in spec.fields}
-        labels = tf.constant(rng.integers(0, 2, (batch_size, 1)).astype(np.float32))
-        step = tf.function(lambda x, y: model.train_step((x, y)))
-        for _ in range(args.warmup):
-            step(features, labels)
-        times = []
-        for _ in range(args.steps):
-            start = time.perf_counter()
-            float(step(features, labels)["loss"])
-            times.append(time.perf_counter() - start)
-        embedding = model.field_embedding.count_params()
-        print(
-            f"M={args.num_fields} batch={batch_size}: {1000 * np.median(times):.1f} ms/step median "
-            f"(p10 {1000 * np.percentile(times, 10):.1f}, p90 {1000 * np.percentile(times, 90):.1f}), "
-            f"{batch_size / np.median(times):,.0f} examples/s; parameters {model.count_params():,} "
-            f"({embedding:,} embedding, {model.count_params() - embedding:,} other); "
-            f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} intra-op threads",
-            flush=True,
-        )
-
+    for name in args.models.split(","):
+        model = build_model(name, spec)
+        model.compile(keras.optimizers.Adam(1e-4), keras.losses.BinaryCrossentropy(from_logits=True))
+        for batch_size in args.batch_sizes:
+            features = {f.name: tf.constant(rng.integers(0, f.num_ids, batch_size)) for f in spec.fields}
+            labels = tf.constant(rng.integers(0, 2, (batch_size, 1)).astype(np.float32))
+            step = tf.function(lambda x, y, model=model: model.train_step((x, y)))
+            for _ in range(args.warmup):
+                step(features, labels)
+            times = []
+            for _ in range(args.steps):
+                start = time.perf_counter()
+                float(step(features, labels)["loss"])
+                times.append(time.perf_counter() - start)
+            embedding = model.field_embedding.count_params()
+            print(
+                f"{name} M={args.num_fields} batch={batch_size}: {1000 * np.median(times):.1f} ms/step median "
+                f"(p10 {1000 * np.percentile(times, 10):.1f}, p90 {1000 * np.percentile(times, 90):.1f}), "
+                f"{batch_size / np.median(times):,.0f} examples/s; parameters {model.count_params():,} "
+                f"({embedding:,} embedding, {model.count_params() - embedding:,} other); "
+                f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} intra-op threads",
+                flush=True,
+            )
 
 if __name__ == "__main__":
     main(sys.argv[1:])

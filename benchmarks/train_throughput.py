@@ -5,9 +5,13 @@ preprocessed dataset (e.g. the demo's), with the same global batch: 1 replica
 (`--strategy one_device`, batch 1024) and 2 replicas (`--strategy mirrored
 --logical_cpus 2`, batch 512 per replica). Throughput is read from the second
 epoch (the first includes tracing), validation excluded by `validation_steps=1`.
-One line per setting.
+One line per experiment and setting; several experiments are measured one
+after the other in the same run, so their ratio holds on a machine whose
+speed varies from day to day.
 
     python benchmarks/train_throughput.py --data_dir demo_output/data --steps 60
+    python benchmarks/train_throughput.py --data_dir /tmp/frappe_prep --steps 60 \
+        --experiments featnet_frappe,featnet_eq13_frappe,dcnv2_frappe,deepfm_frappe --settings 1
 """
 
 from __future__ import annotations
@@ -29,10 +33,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True)
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--experiments", default="featnet_criteo", help="comma-separated named experiments")
+    parser.add_argument("--settings", default="1,2", help="which settings: 1 (one replica), 2 (two), or both")
     args = parser.parse_args(argv)
-    for label, flags in SETTINGS.items():
+    chosen = [list(SETTINGS)[int(index) - 1] for index in args.settings.split(",")]
+    for experiment, label in ((e, label) for e in args.experiments.split(",") for label in chosen):
+        flags = SETTINGS[label]
         with tempfile.TemporaryDirectory() as run_dir:
-            command = [sys.executable, "-m", "featnet_tf.train", "--data_dir", args.data_dir, "--run_dir", os.path.join(run_dir, "run"), "--no_export"]
+            command = [sys.executable, "-m", "featnet_tf.train", "--experiment", experiment, "--data_dir", args.data_dir]
+            command += ["--run_dir", os.path.join(run_dir, "run"), "--no_export"]
             command += ["--set", "training.epochs=2", "--set", f"training.steps_per_epoch={args.steps}", "--set", "training.validation_steps=1"]
             command += ["--set", "training.early_stopping_patience=5"] + flags
             result = subprocess.run(command, capture_output=True, text=True)
@@ -42,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
                 history = json.load(stream)
         seconds = history["epoch_seconds"][1]
         examples = args.steps * history["global_batch_size"]
-        print(f"{label}: global batch {history['global_batch_size']}, {examples / seconds:,.0f} examples/s ({1000 * seconds / args.steps:.0f} ms/step)", flush=True)
+        print(f"{experiment}, {label}: global batch {history['global_batch_size']}, {examples / seconds:,.0f} examples/s ({1000 * seconds / args.steps:.0f} ms/step)", flush=True)
 
 
 if __name__ == "__main__":

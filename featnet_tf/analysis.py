@@ -8,7 +8,10 @@ Pure NumPy over `FeatNetOutputs.subset_weights` (FSGN's ``p^s``, B×S×M) and
 * the order of each learned interaction, the number of non-zero entries of a
   row of ``Score''`` (Fig. 4), and its distribution;
 * the coverage ratio ``S·E / 2^M`` of Eq. 10 and the number of distinct field
-  combinations the rows actually use.
+  combinations the rows actually use;
+* given the values before the thresholds (``p`` of Eq. 3 and ``Score'`` of
+  Eq. 11), per subset, the fraction of entries zeroed by the ReLU and the
+  fraction pruned by the learned soft threshold ``sigmoid(τ)`` (Eq. 4, 12).
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ class PruningAccumulator:
     field_kept: np.ndarray | None = None  # (M,) Σ over instances and subsets of kept indicators
     order_counts: np.ndarray | None = None  # (M + 1,) histogram of interaction orders
     combinations: set = dataclasses.field(default_factory=set)
+    # (S,) Σ over instances of the entries zeroed by the ReLU / pruned by the threshold.
+    fsgn_relu_zeros: np.ndarray | None = None
+    fsgn_threshold_pruned: np.ndarray | None = None
+    sapn_relu_zeros: np.ndarray | None = None
+    sapn_threshold_pruned: np.ndarray | None = None
+    threshold_instances: int = 0
 
     def __post_init__(self) -> None:
         fields = len(self.field_names)
@@ -39,9 +48,25 @@ class PruningAccumulator:
         self.kept_per_subset_squares = np.zeros(self.num_subsets)
         self.field_kept = np.zeros(fields)
         self.order_counts = np.zeros(fields + 1, dtype=np.int64)
+        self.fsgn_relu_zeros, self.fsgn_threshold_pruned = np.zeros(self.num_subsets), np.zeros(self.num_subsets)
+        self.sapn_relu_zeros, self.sapn_threshold_pruned = np.zeros(self.num_subsets), np.zeros(self.num_subsets)
 
-    def add(self, subset_weights: np.ndarray, interaction_scores: np.ndarray) -> None:
-        """One batch: ``p^s`` (B×S×M) and ``Score''`` (B×S×E×M)."""
+    def add(
+        self,
+        subset_weights: np.ndarray,
+        interaction_scores: np.ndarray,
+        subset_probabilities: np.ndarray | None = None,
+        relu_scores: np.ndarray | None = None,
+    ) -> None:
+        """One batch: ``p^s`` (B×S×M) and ``Score''`` (B×S×E×M), and
+        optionally ``p`` and ``Score'`` before the thresholds (same shapes)."""
+        if subset_probabilities is not None and relu_scores is not None:
+            fields, entries = subset_weights.shape[2], interaction_scores.shape[2] * interaction_scores.shape[3]
+            self.threshold_instances += len(subset_weights)
+            self.fsgn_relu_zeros += (subset_probabilities == 0).sum(axis=(0, 2)) / fields
+            self.fsgn_threshold_pruned += ((subset_probabilities != 0) & (subset_weights == 0)).sum(axis=(0, 2)) / fields
+            self.sapn_relu_zeros += (relu_scores == 0).sum(axis=(0, 2, 3)) / entries
+            self.sapn_threshold_pruned += ((relu_scores != 0) & (interaction_scores == 0)).sum(axis=(0, 2, 3)) / entries
         kept = subset_weights != 0  # B×S×M
         per_subset = kept.sum(axis=2)  # B×S
         self.instances += len(kept)
@@ -80,6 +105,29 @@ class PruningAccumulator:
             "coverage_ratio": coverage_ratio(self.num_subsets, self.num_queries, fields),
             "log2_coverage_ratio": float(np.log2(self.num_subsets * self.num_queries) - fields),
             "distinct_combinations_used": len(self.combinations),
+            **self._pruning_summary(),
+        }
+
+    def _pruning_summary(self) -> dict[str, Any]:
+        """Per subset, the fractions of FSGN's and SAPN's entries zeroed by the
+        ReLU and pruned by the threshold (empty without the pre-threshold values)."""
+        if not self.threshold_instances:
+            return {}
+        n = self.threshold_instances
+
+        def stage(relu_zeros: np.ndarray, threshold_pruned: np.ndarray) -> dict[str, Any]:
+            return {
+                "relu_zero_fraction": (relu_zeros / n).tolist(),
+                "threshold_pruned_fraction": (threshold_pruned / n).tolist(),
+                "relu_zero_fraction_mean": float(relu_zeros.mean() / n),
+                "threshold_pruned_fraction_mean": float(threshold_pruned.mean() / n),
+            }
+
+        return {
+            "pruning_by_stage": {
+                "fsgn": stage(self.fsgn_relu_zeros, self.fsgn_threshold_pruned),
+                "sapn": stage(self.sapn_relu_zeros, self.sapn_threshold_pruned),
+            }
         }
 
 
@@ -88,8 +136,9 @@ def coverage_ratio(num_subsets: int, num_queries: int, num_fields: int) -> float
     return float(num_subsets * num_queries) / float(2.0**num_fields) if num_fields < 1024 else 0.0
 
 
-def analyze_batches(batches: Iterable[tuple[np.ndarray, np.ndarray]], field_names: Sequence[str], num_subsets: int, num_queries: int) -> dict[str, Any]:
+def analyze_batches(batches: Iterable[tuple[np.ndarray, ...]], field_names: Sequence[str], num_subsets: int, num_queries: int) -> dict[str, Any]:
+    """`batches` of ``(p^s, Score'')``, or ``(p^s, Score'', p, Score')``."""
     accumulator = PruningAccumulator(field_names, num_subsets, num_queries)
-    for subset_weights, interaction_scores in batches:
-        accumulator.add(subset_weights, interaction_scores)
+    for arrays in batches:
+        accumulator.add(*arrays)
     return accumulator.summary()

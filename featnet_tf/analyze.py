@@ -40,11 +40,12 @@ def analyze_run(run: training.Run, split: str = "test", max_rows: int | None = N
     seen = 0
     for ids, _ in run.dataset(split, batch_size, shuffle=False):
         outputs = explain(ids)
-        weights, scores = outputs.subset_weights.numpy(), outputs.interaction_scores.numpy()
-        if max_rows is not None:
-            weights, scores = weights[: max_rows - seen], scores[: max_rows - seen]
-        accumulator.add(weights, scores)
-        seen += len(weights)
+        arrays = [
+            tensor.numpy()[: None if max_rows is None else max_rows - seen]
+            for tensor in (outputs.subset_weights, outputs.interaction_scores, outputs.subset_probabilities, outputs.relu_scores)
+        ]
+        accumulator.add(*arrays)
+        seen += len(arrays[0])
         if max_rows is not None and seen >= max_rows:
             break
     summary = accumulator.summary()
@@ -102,6 +103,19 @@ def plot_figures(summary: dict[str, Any], output_dir: str) -> dict[str, str]:
     return paths
 
 
+def pruning_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Report rows: the share of each stage's entries zeroed by the ReLU and
+    pruned by the learned threshold, on average over subsets."""
+    stages = summary.get("pruning_by_stage", {})
+    return [
+        (
+            f"{name.upper()}: zeroed by the ReLU / pruned by sigmoid(τ)",
+            f"{stage['relu_zero_fraction_mean']:.1%} / {stage['threshold_pruned_fraction_mean']:.1%}",
+        )
+        for name, stage in stages.items()
+    ]
+
+
 def write_report(summary: dict[str, Any], metrics: dict[str, Any] | None, figures: dict[str, str], path: str) -> None:
     def image(key: str) -> str:
         with open(figures[key], "rb") as stream:
@@ -119,6 +133,7 @@ def write_report(summary: dict[str, Any], metrics: dict[str, Any] | None, figure
             ("distinct field combinations used", summary["distinct_combinations_used"]),
             ("fields kept most", ", ".join(summary["fields_kept_most"])),
             ("fields pruned most", ", ".join(summary["fields_pruned_most"])),
+            *pruning_rows(summary),
         ]
     )
     metric_rows = "".join(
@@ -168,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"[analyze] {summary['instances']} rows: {np.mean(summary['features_kept_per_subset']['mean']):.1f} of {summary['num_fields']} "
         f"fields kept per subset on average, mean interaction order {summary['interaction_order_mean']:.2f}, "
-        f"{summary['distinct_combinations_used']} distinct combinations → {report}"
+        f"{summary['distinct_combinations_used']} distinct combinations; "
+        + "; ".join(f"{label} {value}" for label, value in pruning_rows(summary))
+        + f" → {report}"
     )
     return 0
 

@@ -19,56 +19,44 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-SCHEDULES = ("constant", "exponential", "cosine")
+SCHEDULES = ("constant", "exponential", "cosine", "plateau")
 STRATEGIES = ("mirrored", "one_device", "multi_worker")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The model and its hyperparameters (paper §3.1.4 defaults for FeatNet).
+    """The model: its name, the options every model shares, and its own
+    constructor arguments.
+
+    Any ``model.KEY`` that is not one of the fields below is an argument of
+    the chosen model's constructor and goes into `params`
+    (``--set model.num_subsets=8``); the model's own defaults (its
+    constructor's) apply to everything not given. An argument the model does
+    not take is an error naming the model and the argument.
 
     Attributes:
         name: a registered model name (`featnet_tf.models.MODELS`).
         embedding_dim: D.
-        num_subsets: S (FeatNet).
-        expand_ratio: r (FeatNet).
-        num_queries: E (FeatNet).
-        tower_units: widths of each subset tower (FeatNet).
-        fsgn_initial_threshold: initial τ of FSGN's soft threshold.
-        sapn_initial_threshold: initial τ of SAPN's soft threshold.
-        dropout: dropout rate of the towers / DNNs.
-        embedding_l2: L2 penalty on the embedding tables (0 for none).
-        params: further keyword arguments of the chosen model's constructor.
+        embedding_l2: L2 penalty on the embedding tables (0 for none); every
+            model takes it.
+        dropout: dropout rate of the model's DNN(s) or towers; null keeps the
+            model's own default. A model without dropout refuses it.
+        params: further keyword arguments of the model's constructor.
     """
 
     name: str = "featnet"
     embedding_dim: int = 16
-    num_subsets: int = 10
-    expand_ratio: int = 4
-    num_queries: int = 16
-    tower_units: tuple[int, ...] = (128, 128, 128)
-    fsgn_initial_threshold: float = -10.0
-    sapn_initial_threshold: float = -10.0
-    dropout: float = 0.0
     embedding_l2: float = 0.0
+    dropout: float | None = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `featnet_tf.models.build_model`."""
-        kwargs: dict[str, Any] = {"embedding_dim": self.embedding_dim}
+        kwargs: dict[str, Any] = {"embedding_dim": self.embedding_dim, **self.params}
         if self.embedding_l2:
             kwargs["embeddings_regularizer"] = {"class_name": "L2", "config": {"l2": self.embedding_l2}}
-        if self.name == "featnet":
-            kwargs.update(
-                num_subsets=self.num_subsets,
-                expand_ratio=self.expand_ratio,
-                num_queries=self.num_queries,
-                tower_units=self.tower_units,
-                fsgn_initial_threshold=self.fsgn_initial_threshold,
-                sapn_initial_threshold=self.sapn_initial_threshold,
-                dropout=self.dropout,
-            )
-        kwargs.update(self.params)
+        if self.dropout is not None:
+            kwargs["dropout"] = self.dropout
         return kwargs
 
 
@@ -97,12 +85,17 @@ class TrainingConfig:
     Attributes:
         epochs: maximum number of epochs.
         learning_rate: Adam's (initial) learning rate; the paper's 1e-4.
-        schedule: `constant`, `exponential` (× decay_rate every decay_steps)
-            or `cosine` (to 0 over decay_steps).
+        schedule: `constant`, `exponential` (× decay_rate every decay_steps),
+            `cosine` (to 0 over decay_steps) or `plateau` (× decay_rate
+            whenever the exact validation AUC has not improved for
+            plateau_patience epochs, down to min_learning_rate).
         decay_steps: steps of the decay schedule.
-        decay_rate: factor of the exponential schedule.
-        early_stopping_patience: epochs without a better validation AUC
-            before stopping; the best weights are restored.
+        decay_rate: factor of the exponential and plateau schedules.
+        plateau_patience: epochs without a better validation AUC before the
+            plateau schedule lowers the learning rate.
+        min_learning_rate: the plateau schedule's floor.
+        early_stopping_patience: epochs without a better (exact) validation
+            AUC before stopping; the best weights are restored.
         steps_per_epoch: steps per epoch (None: one pass over train).
         validation_steps: validation batches per epoch (None: all).
         backup_every_steps: steps between `BackupAndRestore` backups.
@@ -118,6 +111,8 @@ class TrainingConfig:
     schedule: str = "constant"
     decay_steps: int = 10_000
     decay_rate: float = 0.9
+    plateau_patience: int = 1
+    min_learning_rate: float = 1e-6
     early_stopping_patience: int = 2
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
@@ -162,7 +157,7 @@ class ExperimentConfig:
 
 
 # The models of `featnet_tf.models.MODELS`, FeatNet first.
-MODEL_NAMES = ("featnet", "lr", "fm", "deepfm", "xdeepfm", "autoint", "autoint_plus", "afn", "afn_plus", "fibinet", "dcnv2")
+MODEL_NAMES = ("featnet", "featnet_eq13", "lr", "fm", "deepfm", "xdeepfm", "autoint", "autoint_plus", "afn", "afn_plus", "fibinet", "dcnv2")
 
 # Frappe is small (~290k rows in BARS Frappe_x1); a larger learning rate
 # converges within a CPU budget, and early stopping guards against overfitting.
@@ -259,14 +254,22 @@ def resolve(base: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentC
     """`base` with dotted `overrides` applied, validated."""
     sections = {field.name: getattr(base, field.name) for field in dataclasses.fields(base)}
     changes: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    model_params = dict(base.model.params)
+    if "model.params" in overrides:
+        model_params = dict(_coerce("model.params", overrides["model.params"], Mapping[str, Any]))
     for key, value in overrides.items():
         section, _, name = key.partition(".")
         if section not in sections or not name:
             raise ValueError(f"Unknown config key `{key}`. Sections: {sorted(sections)}")
         hints = typing.get_type_hints(type(sections[section]))
+        if section == "model" and name not in hints:
+            model_params[name] = list(value) if isinstance(value, tuple) else value  # checked against the model in `validate`
+            continue
         if name not in hints:
             raise ValueError(f"Unknown config key `{key}`. Keys of `{section}`: {sorted(hints)}")
-        changes[section][name] = _coerce(key, value, hints[name])
+        if key != "model.params":
+            changes[section][name] = _coerce(key, value, hints[name])
+    changes["model"]["params"] = model_params
     config = ExperimentConfig(**{name: dataclasses.replace(value, **changes[name]) for name, value in sections.items()})
     validate(config)
     return config
@@ -276,9 +279,6 @@ def validate(config: ExperimentConfig) -> None:
     """Raises `ValueError` naming the first invalid value."""
     positive = {
         "model.embedding_dim": config.model.embedding_dim,
-        "model.num_subsets": config.model.num_subsets,
-        "model.expand_ratio": config.model.expand_ratio,
-        "model.num_queries": config.model.num_queries,
         "data.batch_size": config.data.batch_size,
         "data.eval_batch_size": config.data.eval_batch_size,
         "data.shuffle_buffer": config.data.shuffle_buffer,
@@ -294,14 +294,17 @@ def validate(config: ExperimentConfig) -> None:
         value = getattr(config.training, key)
         if value is not None and value <= 0:
             raise ValueError(f"`training.{key}` must be positive or null. Received: training.{key}={value}")
-    if not config.model.tower_units or any(units <= 0 for units in config.model.tower_units):
-        raise ValueError(f"`model.tower_units` must be positive widths. Received: model.tower_units={list(config.model.tower_units)}")
-    if not 0.0 <= config.model.dropout < 1.0:
+    if config.model.dropout is not None and not 0.0 <= config.model.dropout < 1.0:
         raise ValueError(f"`model.dropout` must be in [0, 1). Received: model.dropout={config.model.dropout}")
     if config.model.embedding_l2 < 0:
         raise ValueError(f"`model.embedding_l2` must be >= 0. Received: model.embedding_l2={config.model.embedding_l2}")
     if not 0.0 < config.training.decay_rate <= 1.0:
         raise ValueError(f"`training.decay_rate` must be in (0, 1]. Received: training.decay_rate={config.training.decay_rate}")
+    if config.training.plateau_patience < 0 or config.training.min_learning_rate < 0:
+        raise ValueError(
+            "`training.plateau_patience` and `training.min_learning_rate` must be >= 0. Received: "
+            f"{config.training.plateau_patience}, {config.training.min_learning_rate}"
+        )
     if config.training.early_stopping_patience < 0:
         raise ValueError(
             f"`training.early_stopping_patience` must be >= 0. Received: {config.training.early_stopping_patience}"
@@ -312,10 +315,9 @@ def validate(config: ExperimentConfig) -> None:
         raise ValueError(f"`training.strategy` must be one of {STRATEGIES}. Received: training.strategy={config.training.strategy!r}")
     if config.export.warmup_examples < 0:
         raise ValueError(f"`export.warmup_examples` must be >= 0. Received: {config.export.warmup_examples}")
-    from featnet_tf.models import MODELS  # the registry imports TensorFlow; only validation needs it
+    from featnet_tf.models import check_model_arguments  # the registry imports TensorFlow; only validation needs it
 
-    if config.model.name not in MODELS:
-        raise ValueError(f"`model.name` must be a registered model {sorted(MODELS)}. Received: model.name={config.model.name!r}")
+    check_model_arguments(config.model.name, config.model.model_kwargs())
 
 
 def experiment(name: str, yaml_path: str | None = None, assignments: Sequence[str] = (), **overrides: Any) -> ExperimentConfig:

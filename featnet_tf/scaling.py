@@ -28,6 +28,7 @@ import numpy as np
 
 SCALING_SETTINGS: dict[str, dict[str, Any]] = {
     "featnet": {},
+    "featnet_eq13": {},
     "lr": {},
     "fm": {},
     "deepfm": {"hidden_units": (128,)},

@@ -28,6 +28,7 @@ import tf_keras as keras
 
 from featnet_tf import config as config_lib
 from featnet_tf import training
+from featnet_tf.metrics import binary_auc, log_loss
 
 
 class ResumeReport(keras.callbacks.Callback):
@@ -42,6 +43,31 @@ class ResumeReport(keras.callbacks.Callback):
             print("[train] starting at step 0", flush=True)
 
 
+class ExactValidation(keras.callbacks.Callback):
+    """Puts the exact AUC and LogLoss of the validation split into the epoch's
+    logs as ``val_auc`` and ``val_logloss``, for every callback after it
+    (best checkpoint, early stopping, the plateau schedule) and the history.
+
+    Keras' `AUC` metric is a 200-bucket approximation: early in training a
+    model's outputs can all fall into one bucket, and choosing the best epoch
+    on it is choosing on noise. Must come first in the callback list.
+    """
+
+    def __init__(self, run: training.Run, dataset: tf.data.Dataset, steps: int | None) -> None:
+        super().__init__()
+        self.run, self.dataset = run, dataset.take(steps) if steps else dataset
+        self.predict_step = tf.function(lambda ids: run.ranker(ids, training=False))
+        self.seconds = 0.0
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        start = time.perf_counter()
+        labels, probabilities = training.predict(self.run, "valid", self.dataset, self.predict_step)
+        logs["val_auc"] = binary_auc(labels, probabilities)
+        logs["val_logloss"] = log_loss(labels, probabilities)
+        self.seconds = time.perf_counter() - start
+        print(f"[train] epoch {epoch + 1}: exact validation AUC {logs['val_auc']:.4f}, LogLoss {logs['val_logloss']:.4f}", flush=True)
+
+
 class EpochTimer(keras.callbacks.Callback):
     """Wall time of each epoch, in all and without its validation pass."""
 
@@ -49,20 +75,14 @@ class EpochTimer(keras.callbacks.Callback):
         super().__init__()
         self.seconds: list[float] = []
         self.train_seconds: list[float] = []
+        self.validation: ExactValidation | None = None
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
         self._start = time.perf_counter()
-        self._validation = 0.0
-
-    def on_test_begin(self, logs=None) -> None:
-        self._validation_start = time.perf_counter()
-
-    def on_test_end(self, logs=None) -> None:
-        self._validation += time.perf_counter() - self._validation_start
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         self.seconds.append(time.perf_counter() - self._start)
-        self.train_seconds.append(self.seconds[-1] - self._validation)
+        self.train_seconds.append(self.seconds[-1] - (self.validation.seconds if self.validation else 0.0))
 
 
 class BestCheckpoint(keras.callbacks.ModelCheckpoint):
@@ -144,13 +164,29 @@ def fit(run: training.Run, strategy: tf.distribute.Strategy, timer: EpochTimer) 
     repeat = config.training.steps_per_epoch is not None
     train = run.dataset("train", global_batch, repeat=repeat, shuffle_buffer=config.data.shuffle_buffer, seed=config.training.seed)
     valid = run.dataset("valid", config.data.eval_batch_size, shuffle=False)
+    timer.validation = ExactValidation(run, valid, config.training.validation_steps)
+    plateau = []
+    if config.training.schedule == "plateau":
+        plateau = [
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_auc",
+                mode="max",
+                factor=config.training.decay_rate,
+                patience=config.training.plateau_patience,
+                min_delta=1e-5,
+                min_lr=config.training.min_learning_rate,
+                verbose=1,
+            )
+        ]
     callbacks = [
+        timer.validation,
         keras.callbacks.BackupAndRestore(run.path("backup"), save_freq=config.training.backup_every_steps, delete_checkpoint=True),
         ResumeReport(),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(run.path("logs")),
         BestCheckpoint(run),
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.training.early_stopping_patience),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.training.early_stopping_patience, min_delta=1e-5),
+        *plateau,
         timer,
     ]
     print(
@@ -160,8 +196,6 @@ def fit(run: training.Run, strategy: tf.distribute.Strategy, timer: EpochTimer) 
     )
     return run.ranker.fit(
         train,
-        validation_data=valid,
-        validation_steps=config.training.validation_steps,
         epochs=config.training.epochs,
         steps_per_epoch=config.training.steps_per_epoch,
         callbacks=callbacks,
@@ -204,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             stream,
             indent=2,
+            default=float,  # NumPy scalars, e.g. the learning rate ReduceLROnPlateau logs
         )
     if tf.io.gfile.glob(run.path(training.BEST_WEIGHTS) + ".index"):
         run.ranker.load_weights(run.path(training.BEST_WEIGHTS)).expect_partial()

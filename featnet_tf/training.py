@@ -92,6 +92,8 @@ def make_strategy(name: str, logical_cpus: int = 0) -> tf.distribute.Strategy:
 
 
 def learning_rate(training: config_lib.TrainingConfig):
+    """Adam's learning rate: a schedule, or a constant (which
+    ``schedule: plateau`` lowers from a callback, see `train.fit`)."""
     if training.schedule == "exponential":
         return keras.optimizers.schedules.ExponentialDecay(training.learning_rate, training.decay_steps, training.decay_rate)
     if training.schedule == "cosine":
@@ -138,11 +140,12 @@ def load_run(run_dir: str) -> Run:
     return run
 
 
-def predict(run: Run, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and predicted probabilities of every row of a split."""
+def predict(run: Run, split: str, dataset: tf.data.Dataset | None = None, predict_step=None) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predicted probabilities of every row of a split (or of the
+    given batches of ``(ids, labels)``)."""
     labels, logits = [], []
-    predict_step = tf.function(lambda ids: run.ranker(ids, training=False))
-    for ids, batch_labels in run.dataset(split, run.config.data.eval_batch_size, shuffle=False):
+    predict_step = predict_step or tf.function(lambda ids: run.ranker(ids, training=False))
+    for ids, batch_labels in dataset or run.dataset(split, run.config.data.eval_batch_size, shuffle=False):
         logits.append(predict_step(ids).numpy().reshape(-1))
         labels.append(batch_labels.numpy().reshape(-1))
     logits_array = np.concatenate(logits).astype(np.float64)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from featnet_tf import analyze
 from featnet_tf.analysis import analyze_batches, coverage_ratio
-from featnet_tf.models import FeatNet
+from featnet_tf.models import FeatNet, featnet_eq13
 from featnet_tf.synthetic import planted_interaction_data
 from tests.helpers import prepared_criteo, tiny_trained_run
 
@@ -45,7 +45,7 @@ def test_fsgn_keeps_noise_fields_less_often_than_interacting_ones():
     """
     data = planted_interaction_data(30_000, num_fields=8, seed=0)
     keras.utils.set_random_seed(0)
-    model = FeatNet(data.feature_spec, fsgn_initial_threshold=0.0)
+    model = featnet_eq13(data.feature_spec, fsgn_initial_threshold=0.0)
     model.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(from_logits=True))
     model.fit(data.features, data.labels, batch_size=256, epochs=4, verbose=0)
     outputs = model.explain({name: values[:5000] for name, values in data.features.items()})
@@ -54,6 +54,24 @@ def test_fsgn_keeps_noise_fields_less_often_than_interacting_ones():
     interacting = np.mean([rates[name] for name in data.interacting_fields])
     noise = np.mean([rate for name, rate in rates.items() if name not in data.interacting_fields])
     assert interacting > noise + 0.03, rates
+
+
+def test_the_default_thresholds_prune_after_a_short_run():
+    """With the default τ (−3, sigmoid ≈ 0.047) both stages prune entries the
+    ReLU kept after a short run; with the paper's −10 nothing is pruned
+    (BENCHMARKS.md: Adam moves τ by about the learning rate per step)."""
+    data = planted_interaction_data(8_000, num_fields=8, seed=1)
+    keras.utils.set_random_seed(0)
+    fractions = {}
+    for name, builder in (("default", FeatNet), ("paper", featnet_eq13)):
+        model = builder(data.feature_spec, num_subsets=4, num_queries=4, tower_units=(16,))
+        model.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(from_logits=True))
+        model.fit(data.features, data.labels, batch_size=256, epochs=1, verbose=0)
+        outputs = model.explain({key: values[:2000] for key, values in data.features.items()})
+        summary = analyze_batches([tuple(tensor.numpy() for tensor in outputs[1:])], data.feature_spec.names, 4, 4)
+        fractions[name] = {stage: values["threshold_pruned_fraction_mean"] for stage, values in summary["pruning_by_stage"].items()}
+    assert fractions["default"]["fsgn"] > 0.001 and fractions["default"]["sapn"] > 0.001, fractions
+    assert fractions["paper"]["fsgn"] < 1e-3 and fractions["paper"]["sapn"] < 1e-3, fractions
 
 
 def test_the_command_writes_every_file_and_the_plots_open(tmp_path):
@@ -75,6 +93,9 @@ def test_the_command_writes_every_file_and_the_plots_open(tmp_path):
     with open(os.path.join(output, "report.html")) as stream:
         report = stream.read()
     assert report.count("data:image/png;base64,") == 3 and "coverage ratio" in report
+    assert "FSGN: zeroed by the ReLU / pruned by sigmoid(τ)" in report and "SAPN: zeroed by the ReLU" in report
+    stages = summary["pruning_by_stage"]
+    assert len(stages["fsgn"]["threshold_pruned_fraction"]) == len(stages["sapn"]["relu_zero_fraction"]) == 2
 
 
 def test_analyze_refuses_a_model_without_pruning(tmp_path, capsys):

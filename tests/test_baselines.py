@@ -16,6 +16,7 @@ from tests.helpers import prepared_criteo
 
 SMALL = {
     "featnet": dict(num_subsets=2, expand_ratio=2, num_queries=3, tower_units=(8,)),
+    "featnet_eq13": dict(num_subsets=2, expand_ratio=2, num_queries=3, tower_units=(8,)),
     "lr": {},
     "fm": {},
     "deepfm": dict(hidden_units=(8,)),
@@ -69,7 +70,7 @@ def small_data(tmp_path_factory):
 def test_exports_and_passes_the_servability_check(name, small_data, tmp_path):
     config = config_lib.resolve(
         config_lib.ExperimentConfig(),
-        {"model.name": name, "model.embedding_dim": 4, "model.params": {k: v for k, v in SMALL[name].items() if name != "featnet"},
+        {"model.name": name, "model.embedding_dim": 4, "model.params": SMALL[name],
          "data.data_dir": small_data, "data.batch_size": 64, "data.eval_batch_size": 256},
     )
     run = training.build_run(config, str(tmp_path))
@@ -77,3 +78,22 @@ def test_exports_and_passes_the_servability_check(name, small_data, tmp_path):
     path, report = training.export_run(run, str(tmp_path / "export"))
     assert path.endswith("/1") and report["unregistered_ops"] == [] and report["python_ops"] == []
     assert max(report["max_abs_difference"].values()) <= 1e-6
+
+
+@pytest.mark.parametrize("name", ["deepfm", "xdeepfm", "autoint_plus", "afn_plus", "fibinet", "dcnv2", "featnet"])
+def test_dropout_and_embedding_l2_reach_every_model_with_a_dnn(name):
+    config = config_lib.resolve(
+        config_lib.ExperimentConfig(), {"model.name": name, "model.dropout": 0.3, "model.embedding_l2": 1e-5, "model.params": SMALL[name]}
+    )
+    model = MODELS[name](spec_with(3), **config.model.model_kwargs())
+    assert model.dropout == 0.3
+    assert keras.regularizers.serialize(keras.regularizers.get(model.embeddings_regularizer))["config"]["l2"] == pytest.approx(1e-5)
+
+
+def test_an_option_a_model_does_not_take_is_an_error_naming_both():
+    with pytest.raises(ValueError, match=r"Model 'lr' takes no argument \['dropout'\] \(model.dropout\)"):
+        config_lib.resolve(config_lib.ExperimentConfig(), {"model.name": "lr", "model.dropout": 0.2})
+    with pytest.raises(ValueError, match=r"Model 'deepfm' takes no argument \['num_subsets'\]"):
+        config_lib.resolve(config_lib.ExperimentConfig(), {"model.name": "deepfm", "model.num_subsets": 4})
+    config = config_lib.resolve(config_lib.ExperimentConfig(), {"model.name": "deepfm"})
+    assert MODELS["deepfm"](spec_with(3), **config.model.model_kwargs()).dropout == 0.5  # unset: the model's own default

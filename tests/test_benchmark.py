@@ -22,11 +22,12 @@ def data_dir(tmp_path_factory):
 
 def test_table_csv_and_chart_with_one_row_per_model(data_dir, tmp_path, capsys):
     args = ["--data_dir", data_dir, "--models", "featnet,lr,deepfm", "--seeds", "2", "--output_dir", str(tmp_path)] + TINY
-    args += ["--set", "model.num_subsets=2", "--set", "model.tower_units=[8]", "--set", "model.params={}"]
     assert benchmark.main(args) == 0
     table = (tmp_path / "table.md").read_text().splitlines()
-    assert [line.split("|")[1].strip() for line in table[4:]] == ["featnet", "lr", "deepfm"]
-    assert all(line.rstrip().endswith("| 2 |") for line in table[4:]), "two seeds per model"
+    rows = table[4:7]
+    assert [line.split("|")[1].strip() for line in rows] == ["featnet", "lr", "deepfm"]
+    assert all(line.rstrip().endswith("| 2 |") for line in rows), "two seeds per model"
+    assert all("(2 cap-bound †)" in line for line in rows) and "the epoch cap ended the run" in table[-1], "a 1-epoch cap binds"
     with open(tmp_path / "results.csv") as stream:
         assert len(list(csv.DictReader(stream))) == 6
     with Image.open(tmp_path / "auc.png") as image:
@@ -40,7 +41,7 @@ def test_sweep_writes_the_fig5_plot(data_dir, tmp_path):
     args = ["--data_dir", data_dir, "--models", "featnet", "--seeds", "1", "--output_dir", str(tmp_path)] + TINY
     args += ["--set", "model.tower_units=[8]", "--sweep", "num_subsets=1,2", "--sweep", "num_queries=2,4"]
     assert benchmark.main(args) == 0
-    assert len((tmp_path / "table.md").read_text().splitlines()) == 4 + 4
+    assert sum(line.startswith("| featnet_") for line in (tmp_path / "table.md").read_text().splitlines()) == 4
     with Image.open(tmp_path / "fig5_sweep.png") as image:
         assert image.format == "PNG"
 
@@ -53,6 +54,16 @@ def test_scaling_measures_each_model_and_fits_an_exponent(tmp_path):
     assert all(float(row["ms_per_step"]) > 0 for row in rows)
     assert "time exponent" in (tmp_path / "scaling.md").read_text()
     assert os.path.exists(tmp_path / "scaling.png")
+
+
+def test_every_cell_gets_the_fair_recipe_and_the_set_flags_win(data_dir, tmp_path):
+    args = ["--data_dir", data_dir, "--models", "lr", "--seeds", "1", "--output_dir", str(tmp_path)] + TINY
+    assert benchmark.main(args + ["--set", "training.early_stopping_patience=5"]) == 0
+    from featnet_tf import config as config_lib
+
+    config = config_lib.load(str(tmp_path / "runs" / "lr" / "seed0" / "config.yaml"))
+    assert (config.training.schedule, config.training.learning_rate, config.training.decay_rate) == ("plateau", 1e-3, 0.3)
+    assert config.training.early_stopping_patience == 5 and config.training.epochs == 1
 
 
 def test_growth_exponent_recovers_a_power_law():

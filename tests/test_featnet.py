@@ -9,7 +9,7 @@ import tf_keras as keras
 
 from featnet_tf.features import FeatureSpec, Field
 from featnet_tf.metrics import binary_auc
-from featnet_tf.models import FeatNet, build_model
+from featnet_tf.models import FeatNet, build_model, featnet_eq13
 from featnet_tf.synthetic import planted_interaction_data
 from tests.helpers import run_in_fresh_python
 
@@ -41,9 +41,64 @@ def test_builds_and_trains_for_any_number_of_fields(num_fields):
 
 
 def test_paper_defaults():
-    model = FeatNet(categorical_spec(3))
-    assert (model.embedding_dim, model.num_subsets, model.expand_ratio, model.num_queries) == (16, 10, 4, 16)
-    assert model.tower_units == (128, 128, 128)
+    for model in (FeatNet(categorical_spec(3)), featnet_eq13(categorical_spec(3))):
+        assert (model.embedding_dim, model.num_subsets, model.expand_ratio, model.num_queries) == (16, 10, 4, 16)
+        assert model.tower_units == (128, 128, 128)
+
+
+def test_featnet_eq13_is_the_literal_paper():
+    model = build_model("featnet_eq13", categorical_spec(3))
+    assert model.readout == "induced" and model.dnn is None and model.linear is None
+    assert (model.fsgn_initial_threshold, model.sapn_initial_threshold, model.dropout) == (-10.0, -10.0, 0.0)
+    assert not model.normalize_tower_inputs and not model.normalize_embeddings
+    assert keras.initializers.serialize(model.embeddings_initializer)["class_name"] == "RandomNormal"
+    assert featnet_eq13(categorical_spec(3), readout="fields").readout == "fields"  # still overridable
+
+
+def test_every_departure_from_the_paper_is_its_own_argument():
+    spec = categorical_spec(4)
+    model = FeatNet(spec, **SMALL, readout="fields", dnn_units=(8,), use_linear=True)
+    features = random_ids(spec, 6)
+    outputs = model.explain(features)
+    assert outputs.logits.shape == (6, 1)
+    assert model.towers.kernels[0].shape == (3, 4 * 4, 8)  # the fields readout: M·D per tower
+    assert model.dnn is not None and model.linear is not None
+    plain = FeatNet(spec, **SMALL)
+    plain(features)
+    assert plain.towers.kernels[0].shape == (3, 5 * 4, 8)  # Eq. 13: E·D per tower
+
+
+def test_the_model_output_has_a_cross_field_term():
+    """Changing fields a and b together moves the logit by more than the sum
+    of the two separate moves: the model's output is not additive in them."""
+    spec = FeatureSpec(tuple(Field(f"f{i}", "categorical", vocabulary_size=3) for i in range(4)))
+    model = FeatNet(spec, num_subsets=3, num_queries=4, tower_units=(16,), dropout=0.0)
+    base = {name: np.full(64, 2) for name in spec.names}
+    rng = np.random.default_rng(0)
+    model(base)
+    model.field_embedding.embeddings.assign(rng.normal(size=model.field_embedding.embeddings.shape).astype(np.float32))
+
+    def logits(**changed):
+        return model({**base, **{name: np.full(64, value) for name, value in changed.items()}}).numpy()
+
+    second = logits(f0=3, f2=3) - logits(f0=3) - logits(f2=3) + logits()
+    assert np.abs(second).max() > 1e-2
+
+
+def test_learns_a_planted_pairwise_interaction_to_near_its_bayes_auc():
+    """Label = sign product of two fields (no first-order signal at all), six
+    noise fields. Observed on this CPU: validation AUC 0.87 after 4 epochs
+    with the Bayes-optimal AUC at 0.87."""
+    data = planted_interaction_data(num_rows=24_000, num_fields=8, interaction_order=2, strength=2.0, seed=3)
+    split = 20_000
+    keras.utils.set_random_seed(0)
+    model = FeatNet(data.feature_spec, num_subsets=4, num_queries=8, tower_units=(32, 32))
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit({k: v[:split] for k, v in data.features.items()}, data.labels[:split], batch_size=256, epochs=4, verbose=0)
+    valid = {k: v[split:] for k, v in data.features.items()}
+    auc = binary_auc(data.labels[split:], model.predict(valid, batch_size=4096, verbose=0)[:, 0])
+    bayes = binary_auc(data.labels[split:], data.probabilities[split:])
+    assert auc > bayes - 0.02, f"validation AUC {auc:.4f}, Bayes-optimal {bayes:.4f}"
 
 
 @pytest.mark.parametrize(
@@ -61,7 +116,7 @@ def test_unknown_model_name():
 
 def test_config_round_trip_gives_the_same_model():
     spec = categorical_spec(6)
-    model = FeatNet(spec, **SMALL, use_layer_norm=True)
+    model = FeatNet(spec, **SMALL, use_layer_norm=True, readout="fields", dnn_units=(4,), use_linear=True)
     features = random_ids(spec, 8)
     expected = model(features).numpy()
     config = json.loads(json.dumps(keras.utils.serialize_keras_object(model)))

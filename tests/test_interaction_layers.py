@@ -13,6 +13,7 @@ from featnet_tf.layers import (
     LogarithmicTransformation,
     MultiHeadSelfAttention,
     SqueezeExcitation,
+    SubsetTowers,
 )
 from tests.helpers import run_serialization_test
 
@@ -75,7 +76,7 @@ def test_multi_head_self_attention_matches_autoint_eq5_to_8():
     wq, wk, wv, wr = (layer.query_kernel.numpy(), layer.key_kernel.numpy(), layer.value_kernel.numpy(), layer.residual_kernel.numpy())
     heads = []
     for h in range(2):
-        q, k, v = E @ wq[:, h], E @ wk[:, h], E @ wv[:, h]
+        q, k, v = E @ wq[h], E @ wk[h], E @ wv[h]
         scores = np.einsum("bmk,bnk->bmn", q, k)
         attention = np.exp(scores - scores.max(-1, keepdims=True))
         attention /= attention.sum(-1, keepdims=True)
@@ -107,3 +108,30 @@ def test_invalid_arguments_are_named():
         CompressedInteraction((0,))
     with pytest.raises(ValueError, match="num_neurons=0"):
         LogarithmicTransformation(0)
+
+
+def glorot_limit(fan_in: int, fan_out: int) -> float:
+    return float(np.sqrt(6.0 / (fan_in + fan_out)))
+
+
+@pytest.mark.parametrize(
+    "layer, input_shape, kernel_of, fans",
+    [
+        # (P, D, D): each pair's D×D matrix alone.
+        (BilinearInteraction("field_interaction"), (2, 39, 16), lambda layer: layer.kernel, (16, 16)),
+        # (H, D, d'): each head's D×d' projection alone.
+        (MultiHeadSelfAttention(2, 32), (2, 39, 16), lambda layer: layer.query_kernel, (16, 32)),
+        # (H_k, H_{k-1}, M): a dense map from H_{k-1}·M products to H_k maps.
+        (CompressedInteraction((200, 200)), (2, 39, 16), lambda layer: layer.kernels[1], (200 * 39, 200)),
+        (SubsetTowers((128,)), (2, 10, 256), lambda layer: layer.kernels[0], (256, 128)),
+    ],
+    ids=["bilinear", "autoint", "cin", "towers"],
+)
+def test_stacked_kernels_start_with_their_own_glorot_fans(layer, input_shape, kernel_of, fans):
+    """Keras reads a rank-3 kernel as a convolution and folds the stacking axis
+    into both fans (FiBiNET's bilinear kernels would start up to 27× too small
+    on Criteo); every stacked kernel here is initialised with its slice's fans."""
+    layer(tf.zeros(input_shape))
+    values = np.abs(kernel_of(layer).numpy())
+    limit = glorot_limit(*fans)
+    assert 0.9 * limit < values.max() <= limit

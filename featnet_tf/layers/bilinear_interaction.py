@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from featnet_tf.layers._initializers import fresh
+from featnet_tf.layers._initializers import stacked
 
 BILINEAR_TYPES = ("field_all", "field_each", "field_interaction")
 
@@ -38,7 +38,7 @@ class BilinearInteraction(keras.layers.Layer):
         pairs = np.array(list(itertools.combinations(range(fields), 2)), dtype=np.int32).reshape(-1, 2)
         self._left, self._right = pairs[:, 0], pairs[:, 1]
         count = {"field_all": 1, "field_each": fields, "field_interaction": len(pairs)}[self.bilinear_type]
-        self.kernel = self.add_weight(name="kernel", shape=(count, dim, dim), initializer=fresh("glorot_uniform"))
+        self.kernel = self.add_weight(name="kernel", shape=(count, dim, dim), initializer=stacked("glorot_uniform"))
         super().build(input_shape)
 
     def call(self, embeddings: tf.Tensor) -> tf.Tensor:

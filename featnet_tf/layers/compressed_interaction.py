@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from featnet_tf.layers._initializers import fresh
+from featnet_tf.layers._initializers import output_major_dense
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -48,7 +48,7 @@ class CompressedInteraction(keras.layers.Layer):
         self.kernels = []
         for index, size in enumerate(self.layer_sizes):
             self.kernels.append(
-                self.add_weight(name=f"kernel_{index}", shape=(size, previous, fields), initializer=fresh(self.kernel_initializer))
+                self.add_weight(name=f"kernel_{index}", shape=(size, previous, fields), initializer=output_major_dense(self.kernel_initializer))
             )
             previous = size
         super().build(input_shape)

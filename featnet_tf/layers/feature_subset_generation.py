@@ -87,9 +87,15 @@ class FeatureSubsetGeneration(keras.layers.Layer):
         self.soft_threshold.build(tf.TensorShape([None, self.num_subsets, num_fields]))
         super().build(input_shape)
 
-    def call(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def probabilities(self, x: tf.Tensor) -> tf.Tensor:
+        """``p`` of Eq. 3 before the threshold, ``(batch, S, M)``: with
+        `call`'s ``p^s`` it tells the entries the ReLU zeroes from those the
+        threshold prunes."""
         expanded = tf.sigmoid(tf.einsum("bmd,dr->bmr", x, self.expand_kernel))  # Eq. 2
-        probabilities = tf.nn.relu(tf.einsum("bmr,rs->bsm", expanded, self.subset_kernel))  # Eq. 3
+        return tf.nn.relu(tf.einsum("bmr,rs->bsm", expanded, self.subset_kernel))  # Eq. 3
+
+    def call(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        probabilities = self.probabilities(x)  # Eq. 2-3
         subset_weights = self.soft_threshold(probabilities)  # Eq. 4
         subsets = subset_weights[:, :, :, None] * x[:, None, :, :]  # Eq. 5
         return subsets, subset_weights

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from featnet_tf.layers._initializers import fresh
+from featnet_tf.layers._initializers import fresh, stacked
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -38,10 +38,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     def build(self, input_shape: tf.TensorShape) -> None:
         dim = int(input_shape[2])
-        shape = (dim, self.num_heads, self.head_dim)
-        self.query_kernel = self.add_weight(name="query_kernel", shape=shape, initializer=fresh("glorot_uniform"))
-        self.key_kernel = self.add_weight(name="key_kernel", shape=shape, initializer=fresh("glorot_uniform"))
-        self.value_kernel = self.add_weight(name="value_kernel", shape=shape, initializer=fresh("glorot_uniform"))
+        shape = (self.num_heads, dim, self.head_dim)  # one (D, d') matrix per head, initialised alone
+        self.query_kernel = self.add_weight(name="query_kernel", shape=shape, initializer=stacked("glorot_uniform"))
+        self.key_kernel = self.add_weight(name="key_kernel", shape=shape, initializer=stacked("glorot_uniform"))
+        self.value_kernel = self.add_weight(name="value_kernel", shape=shape, initializer=stacked("glorot_uniform"))
         if self.use_residual:
             self.residual_kernel = self.add_weight(
                 name="residual_kernel", shape=(dim, self.num_heads * self.head_dim), initializer=fresh("glorot_uniform")
@@ -49,9 +49,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, embeddings: tf.Tensor) -> tf.Tensor:
-        queries = tf.einsum("bmd,dhk->bhmk", embeddings, self.query_kernel)
-        keys = tf.einsum("bmd,dhk->bhmk", embeddings, self.key_kernel)
-        values = tf.einsum("bmd,dhk->bhmk", embeddings, self.value_kernel)
+        queries = tf.einsum("bmd,hdk->bhmk", embeddings, self.query_kernel)
+        keys = tf.einsum("bmd,hdk->bhmk", embeddings, self.key_kernel)
+        values = tf.einsum("bmd,hdk->bhmk", embeddings, self.value_kernel)
         attention = tf.nn.softmax(tf.einsum("bhmk,bhnk->bhmn", queries, keys), axis=-1)
         heads = tf.einsum("bhmn,bhnk->bmhk", attention, values)
         output = tf.reshape(heads, [-1, embeddings.shape[1], self.num_heads * self.head_dim])

@@ -78,8 +78,7 @@ class SoftThreshold(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        threshold = tf.sigmoid(tf.cast(self.threshold, inputs.dtype))
-        return tf.sign(inputs) * tf.nn.relu(tf.abs(inputs) - threshold)
+        return soft_threshold(inputs, self.threshold)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -91,3 +90,11 @@ class SoftThreshold(keras.layers.Layer):
             shared_axes=list(self.shared_axes) if self.shared_axes else None,
         )
         return config
+
+
+def soft_threshold(inputs: tf.Tensor, threshold: tf.Tensor) -> tf.Tensor:
+    """``S_g(inputs, τ) = sign(inputs) · ReLU(|inputs| − sigmoid(τ))`` (Eq. 4),
+    with τ broadcast against the inputs. For layers that hold their τ in a
+    `SoftThreshold` but compute in another layout."""
+    threshold = tf.sigmoid(tf.cast(threshold, inputs.dtype))
+    return tf.sign(inputs) * tf.nn.relu(tf.abs(inputs) - threshold)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import inspect
+import typing
+from typing import Any, Callable, Mapping
 
 from featnet_tf.features import FeatureSpec
 from featnet_tf.layers.feature_transform import FeatureTransform
@@ -10,7 +12,7 @@ from featnet_tf.models.afn import AFN, afn_plus
 from featnet_tf.models.autoint import AutoInt, autoint_plus
 from featnet_tf.models.dcnv2 import DCNv2
 from featnet_tf.models.deepfm import DeepFM
-from featnet_tf.models.featnet import FeatNet, FeatNetOutputs
+from featnet_tf.models.featnet import FeatNet, FeatNetOutputs, featnet_eq13
 from featnet_tf.models.fibinet import FiBiNET
 from featnet_tf.models.linear import FM, LogisticRegression
 from featnet_tf.models.raw_features import RawFeatureModel
@@ -18,6 +20,7 @@ from featnet_tf.models.xdeepfm import XDeepFM
 
 MODELS: dict[str, Callable[..., Any]] = {
     "featnet": FeatNet,
+    "featnet_eq13": featnet_eq13,
     "lr": LogisticRegression,
     "fm": FM,
     "deepfm": DeepFM,
@@ -29,6 +32,34 @@ MODELS: dict[str, Callable[..., Any]] = {
     "fibinet": FiBiNET,
     "dcnv2": DCNv2,
 }
+
+
+def model_arguments(name: str) -> set[str]:
+    """The keyword arguments the model registered as `name` takes: its
+    builder's, and for a builder function that passes ``**kwargs`` on, those
+    of the class it returns."""
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}. Registered models: {sorted(MODELS)}")
+    builder = MODELS[name]
+    constructors = [builder.__init__ if inspect.isclass(builder) else builder]
+    returned = None if inspect.isclass(builder) else typing.get_type_hints(builder).get("return")
+    if returned is not None:
+        constructors.append(returned.__init__)
+    names: set[str] = set()
+    for constructor in constructors:
+        for parameter in inspect.signature(constructor).parameters.values():
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                names.add(parameter.name)
+    return names - {"self", "feature_spec"}
+
+
+def check_model_arguments(name: str, kwargs: Mapping[str, Any]) -> None:
+    """Raises `ValueError` naming the model and every argument it does not take."""
+    accepted = model_arguments(name)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        config_keys = ", ".join(f"model.{key}" for key in unknown)
+        raise ValueError(f"Model {name!r} takes no argument {unknown} ({config_keys}). Its arguments: {sorted(accepted)}")
 
 
 def build_model(name: str, feature_spec: FeatureSpec, vocabulary_dir: str | None = None, **kwargs: Any):
@@ -60,4 +91,7 @@ __all__ = [
     "RawFeatureModel",
     "XDeepFM",
     "build_model",
+    "check_model_arguments",
+    "featnet_eq13",
+    "model_arguments",
 ]

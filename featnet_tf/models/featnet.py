@@ -9,13 +9,18 @@ import tf_keras as keras
 
 from featnet_tf.features import FeatureSpec
 from featnet_tf.layers import FeatureSubsetGeneration, FieldEmbedding, SetAttentivePruning, SubsetTowers
-
+from featnet_tf.layers._normalization import standardize
+from featnet_tf.models.base import LinearTerm, deep_tower
 
 # N(0, 1), the default of PyTorch's nn.Embedding that the paper's implementation
-# used. FeatNet's interactions are cubic in the embedding scale (p^s · Score'' ·
-# X, with both p^s and Score'' computed from X), so Keras' uniform(±0.05)
-# leaves them too small to learn from; BENCHMARKS.md has the measurement.
-EMBEDDINGS_INITIALIZER = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 1.0}}
+# used. The literal model's interactions are cubic in the embedding scale
+# (p^s · Score'' · X, with both p^s and Score'' computed from X), so Keras'
+# uniform(±0.05) leaves them too small to learn from unless the towers' inputs
+# are normalised; BENCHMARKS.md has the measurement.
+PAPER_EMBEDDINGS_INITIALIZER = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 1.0}}
+# Keras' default for embeddings: small vectors generalise better once the
+# towers normalise their inputs (BENCHMARKS.md, FeatNet ablation).
+EMBEDDINGS_INITIALIZER = {"class_name": "RandomUniform", "config": {"minval": -0.05, "maxval": 0.05}}
 
 
 class FeatNetOutputs(NamedTuple):
@@ -28,11 +33,18 @@ class FeatNetOutputs(NamedTuple):
         interaction_scores: ``Score''``, ``(batch, S, E, M)``: SAPN's pruned
             attention of each induced query over the fields (Eq. 12); the
             non-zero entries of a row are one learned interaction.
+        subset_probabilities: ``p``, ``(batch, S, M)``: FSGN's weights before
+            the threshold (Eq. 3). Where ``p > 0`` but ``p^s = 0`` the
+            threshold pruned; where ``p = 0`` the ReLU did.
+        relu_scores: ``Score'``, ``(batch, S, E, M)``: SAPN's scores before
+            the threshold (Eq. 11), likewise.
     """
 
     logits: tf.Tensor
     subset_weights: tf.Tensor
     interaction_scores: tf.Tensor
+    subset_probabilities: tf.Tensor
+    relu_scores: tf.Tensor
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -41,10 +53,33 @@ class FeatNet(keras.Model):
 
     * Eq. 1: `FieldEmbedding` gives ``x ∈ R^{B×M×D}``;
     * Eq. 2-5: `FeatureSubsetGeneration` gives S pruned, re-weighted subsets;
-    * Eq. 6, 11-13: `SetAttentivePruning` gives E interactions per subset;
-    * Eq. 14: one MLP tower per subset on the squeezed ``E·D`` interactions;
+    * Eq. 6, 11-13: `SetAttentivePruning` gives per subset E pruned
+      interactions (``readout="induced"``, Eq. 13) or M fields that have read
+      those interactions (``readout="fields"``, §2.4);
+    * Eq. 14: one MLP tower per subset on its squeezed ``E·D`` (or ``M·D``)
+      interactions;
     * Eq. 15: the towers' outputs are concatenated into ``h`` and
       ``logit = W_oᵀ h + b``; ``p̂ = σ(logit)``.
+
+    The defaults are the reading that measured best on validation data
+    (BENCHMARKS.md, FeatNet ablation); each departure from the paper is an
+    argument of its own, and `featnet_eq13` builds the literal paper:
+
+    * `normalize_tower_inputs`: each tower layer-normalises its input (ε =
+      1e-6), which makes Keras' small uniform embeddings learnable;
+    * `normalize_embeddings`: each field vector is normalised to mean 0 and
+      variance 1 over D before FSGN. FSGN's weights and SAPN's scores scale
+      with the embeddings (quadratically for SAPN), so with small embeddings
+      every field of a subset gets the same weight and every score falls
+      under the threshold, which then prunes whole subsets or everything;
+      normalised, the thresholds act on fields and scores at any scale;
+    * `dropout` in the towers (and the DNN);
+    * `dnn_units`: a DNN over the concatenated embeddings beside the towers,
+      its logit added to Eq. 15's (as DeepFM, xDeepFM, AutoInt+ have);
+    * `use_linear`: a first-order term ``w_0 + Σ w(x_i)`` added to the logit;
+    * thresholds that start where they prune (τ = −3, ``sigmoid(τ) ≈ 0.047``)
+      instead of −10, which Adam cannot move far enough in a run to prune
+      anything.
 
     The model returns logits; train it with binary cross-entropy on logits
     (Eq. 16) and Adam. `explain` returns the pruning tensors of the same
@@ -57,14 +92,22 @@ class FeatNet(keras.Model):
         expand_ratio: r. Default 4.
         num_queries: E. Default 16.
         tower_units: hidden widths of each subset's tower. Default 3×128.
+        readout: SAPN's output, ``"induced"`` (Eq. 13) or ``"fields"``
+            (§2.4); see `SetAttentivePruning`.
         fsgn_initial_threshold: initial τ of FSGN's soft threshold.
-        sapn_initial_threshold: initial τ of SAPN's soft threshold.
+        sapn_initial_threshold: initial τ of SAPN's soft threshold(s).
         scale_scores, use_value_projection, use_layer_norm: SAPN options the
             paper does not write (see `SetAttentivePruning`); off by default.
-        dropout: dropout rate in the towers.
+        normalize_tower_inputs: layer-normalise each tower's input.
+        normalize_embeddings: normalise each field vector over D before FSGN.
+        dropout: dropout rate in the towers and the DNN.
+        dnn_units: widths of a DNN over the concatenated embeddings whose
+            logit is added (as DeepFM's, with the towers' dropout); empty for
+            none. Default (400, 400).
+        use_linear: add a first-order (logistic regression) term.
         embeddings_initializer: initializer of the field embeddings.
-            Default N(0, 1), as PyTorch's `nn.Embedding` (see
-            `EMBEDDINGS_INITIALIZER`).
+            Default uniform(±0.05) (`EMBEDDINGS_INITIALIZER`); the paper's
+            implementation used N(0, 1) (`PAPER_EMBEDDINGS_INITIALIZER`).
         embeddings_regularizer: optional regularizer of the id tables.
 
     Input: a dict from field name to indexed input (see `FieldEmbedding`).
@@ -83,12 +126,17 @@ class FeatNet(keras.Model):
         expand_ratio: int = 4,
         num_queries: int = 16,
         tower_units: Sequence[int] = (128, 128, 128),
-        fsgn_initial_threshold: float = -10.0,
-        sapn_initial_threshold: float = -10.0,
+        readout: str = "induced",
+        fsgn_initial_threshold: float = -3.0,
+        sapn_initial_threshold: float = -3.0,
         scale_scores: bool = False,
         use_value_projection: bool = False,
         use_layer_norm: bool = False,
-        dropout: float = 0.0,
+        normalize_tower_inputs: bool = True,
+        normalize_embeddings: bool = True,
+        dropout: float = 0.2,
+        dnn_units: Sequence[int] = (400, 400),
+        use_linear: bool = False,
         embeddings_initializer: Any = EMBEDDINGS_INITIALIZER,
         embeddings_regularizer: Any = None,
         **kwargs,
@@ -102,12 +150,17 @@ class FeatNet(keras.Model):
         self.expand_ratio = int(expand_ratio)
         self.num_queries = int(num_queries)
         self.tower_units = tuple(int(units) for units in tower_units)
+        self.readout = readout
         self.fsgn_initial_threshold = float(fsgn_initial_threshold)
         self.sapn_initial_threshold = float(sapn_initial_threshold)
         self.scale_scores = bool(scale_scores)
         self.use_value_projection = bool(use_value_projection)
         self.use_layer_norm = bool(use_layer_norm)
+        self.normalize_tower_inputs = bool(normalize_tower_inputs)
+        self.normalize_embeddings = bool(normalize_embeddings)
         self.dropout = float(dropout)
+        self.dnn_units = tuple(int(units) for units in dnn_units)
+        self.use_linear = bool(use_linear)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.embeddings_regularizer = embeddings_regularizer
 
@@ -120,31 +173,50 @@ class FeatNet(keras.Model):
             name="field_embedding",
         )
         self.subset_generation = FeatureSubsetGeneration(
-            num_subsets, expand_ratio, initial_threshold=fsgn_initial_threshold, name="subset_generation"
+            num_subsets,
+            expand_ratio,
+            initial_threshold=fsgn_initial_threshold,
+            name="subset_generation",
         )
         self.attentive_pruning = SetAttentivePruning(
             num_queries,
             initial_threshold=sapn_initial_threshold,
+            readout=readout,
             scale_scores=scale_scores,
             use_value_projection=use_value_projection,
             use_layer_norm=use_layer_norm,
             name="attentive_pruning",
         )
-        self.towers = SubsetTowers(self.tower_units, dropout=dropout, name="towers")
+        self.towers = SubsetTowers(
+            self.tower_units, dropout=dropout, normalize_inputs=normalize_tower_inputs, name="towers"
+        )
         self.output_layer = keras.layers.Dense(1, name="logit")
+        self.dnn = deep_tower(self.dnn_units, self.dropout, False, name="dnn") if self.dnn_units else None
+        self.linear = LinearTerm(feature_spec, name="linear") if use_linear else None
 
     # === Forward ===
 
     def explain(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> FeatNetOutputs:
         """One forward pass returning the logits and both pruning tensors."""
         x = self.field_embedding(inputs)  # Eq. 1
+        if self.normalize_embeddings:
+            x = standardize(x)
         subsets, subset_weights = self.subset_generation(x)  # Eq. 2-5
         interactions, scores = self.attentive_pruning(subsets)  # Eq. 6, 11-13
-        squeezed = tf.reshape(interactions, [-1, self.num_subsets, self.num_queries * self.embedding_dim])
+        rows = interactions.shape[2]  # E (Eq. 13) or M (§2.4)
+        squeezed = tf.reshape(interactions, [-1, self.num_subsets, rows * self.embedding_dim])
         towers = self.towers(squeezed, training=training)  # Eq. 14
         h = tf.reshape(towers, [-1, self.num_subsets * self.tower_units[-1]])
         logits = self.output_layer(h)  # Eq. 15, before the sigmoid
-        return FeatNetOutputs(logits, subset_weights, scores)
+        if self.dnn is not None:
+            num_fields = self.feature_spec.num_fields
+            logits += self.dnn(tf.reshape(x, [-1, num_fields * self.embedding_dim]), training=training)
+        if self.linear is not None:
+            logits += self.linear(inputs)
+        # Only analysis reads these two; where a graph does not, they are pruned from it.
+        probabilities = self.subset_generation.probabilities(x)
+        relu_scores = self.attentive_pruning.relu_scores(subsets)
+        return FeatNetOutputs(logits, subset_weights, scores, probabilities, relu_scores)
 
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         return self.explain(inputs, training=training).logits
@@ -160,12 +232,17 @@ class FeatNet(keras.Model):
             "expand_ratio": self.expand_ratio,
             "num_queries": self.num_queries,
             "tower_units": list(self.tower_units),
+            "readout": self.readout,
             "fsgn_initial_threshold": self.fsgn_initial_threshold,
             "sapn_initial_threshold": self.sapn_initial_threshold,
             "scale_scores": self.scale_scores,
             "use_value_projection": self.use_value_projection,
             "use_layer_norm": self.use_layer_norm,
+            "normalize_tower_inputs": self.normalize_tower_inputs,
+            "normalize_embeddings": self.normalize_embeddings,
             "dropout": self.dropout,
+            "dnn_units": list(self.dnn_units),
+            "use_linear": self.use_linear,
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
             "embeddings_regularizer": keras.regularizers.serialize(keras.regularizers.get(self.embeddings_regularizer))
             if self.embeddings_regularizer
@@ -175,3 +252,22 @@ class FeatNet(keras.Model):
     @classmethod
     def from_config(cls, config: dict) -> "FeatNet":
         return cls(**config)
+
+
+def featnet_eq13(feature_spec, **kwargs) -> FeatNet:
+    """FeatNet exactly as the paper writes it: Eq. 13's ``E×D`` readout, no
+    normalisation, dropout, DNN or linear term, τ starting at −10 and the
+    N(0, 1) embeddings of the authors' PyTorch code. Every argument of
+    `FeatNet` can still be overridden."""
+    literal = dict(
+        readout="induced",
+        fsgn_initial_threshold=-10.0,
+        sapn_initial_threshold=-10.0,
+        normalize_tower_inputs=False,
+        normalize_embeddings=False,
+        dropout=0.0,
+        dnn_units=(),
+        use_linear=False,
+        embeddings_initializer=PAPER_EMBEDDINGS_INITIALIZER,
+    )
+    return FeatNet(feature_spec, **{**literal, **kwargs})
