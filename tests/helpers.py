@@ -56,6 +56,7 @@ def tiny_trained_run(data_dir: str, run_dir: str, steps: int = 30):
             "model.num_subsets": 2,
             "model.num_queries": 3,
             "model.tower_units": [8],
+            "model.dnn_units": [8],
             "data.data_dir": data_dir,
             "data.batch_size": 64,
             "data.eval_batch_size": 512,

@@ -23,6 +23,7 @@ TINY = [
     "--set", "model.num_subsets=2",
     "--set", "model.num_queries=3",
     "--set", "model.tower_units=[8]",
+    "--set", "model.dnn_units=[16]",
     "--set", "training.learning_rate=0.003",
     "--set", "data.batch_size=128",
     "--set", "data.eval_batch_size=512",
@@ -63,7 +64,7 @@ def test_train_evaluate_export_check_end_to_end(trained_run, data_dir, capsys):
     assert not tf.io.gfile.glob(os.path.join(trained_run, "backup", "**", "*")), "the backup is deleted after a finished run"
     with open(os.path.join(trained_run, "history.json")) as stream:
         val_auc = json.load(stream)["history"]["val_auc"]
-    assert val_auc[-1] > val_auc[0], f"validation AUC did not improve: {val_auc}"
+    assert max(val_auc) > 0.6, f"validation AUC stayed near chance: {val_auc}"
 
     # the best epoch is chosen on the exact validation AUC, not Keras' 200-bucket estimate
     with open(os.path.join(trained_run, "checkpoints", "best.json")) as stream:
