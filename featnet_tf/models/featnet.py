@@ -74,8 +74,9 @@ class FeatNet(keras.Model):
       under the threshold, which then prunes whole subsets or everything;
       normalised, the thresholds act on fields and scores at any scale;
     * `dropout` in the towers (and the DNN);
-    * `dnn_units`: a DNN over the concatenated embeddings beside the towers,
-      its logit added to Eq. 15's (as DeepFM, xDeepFM, AutoInt+ have);
+    * `dnn_units`: a DNN over the concatenated field vectors (as FSGN reads
+      them, so normalised with `normalize_embeddings`) beside the towers, its
+      logit added to Eq. 15's (as DeepFM, xDeepFM, AutoInt+ have);
     * `use_linear`: a first-order term ``w_0 + Σ w(x_i)`` added to the logit;
     * thresholds that start where they prune (τ = −3, ``sigmoid(τ) ≈ 0.047``)
       instead of −10, which Adam cannot move far enough in a run to prune
