@@ -185,11 +185,12 @@ def register_experiment(name: str, config: ExperimentConfig) -> None:
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"model": {"num_subsets": 8}}`` → ``{"model.num_subsets": 8}``; the
-    free-form ``model.params`` dict stays whole."""
+    model's constructor arguments (``model.params`` and any other
+    ``model.KEY``, e.g. an initializer's config) stay whole."""
     flat: dict[str, Any] = {}
     for key, value in config.items():
         path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and path != "model.params":
+        if isinstance(value, Mapping) and prefix != "model.":
             flat.update(flatten(value, f"{path}."))
         else:
             flat[path] = value

@@ -190,10 +190,13 @@ def test_bad_inputs_fail_clearly_and_leave_nothing_behind(data_dir, trained_run,
 
 
 def test_config_overrides_and_validation(tmp_path):
-    (tmp_path / "overrides.yaml").write_text("model:\n  num_subsets: 8\ntraining:\n  schedule: cosine\n")
+    (tmp_path / "overrides.yaml").write_text(
+        "model:\n  num_subsets: 8\n  embeddings_initializer: {class_name: RandomNormal, config: {stddev: 0.1}}\ntraining:\n  schedule: cosine\n"
+    )
     config = config_lib.experiment("featnet_criteo", str(tmp_path / "overrides.yaml"), ["model.tower_units=[64, 32]", "training.epochs=3"])
     assert (config.model.params["num_subsets"], config.model.params["tower_units"], config.training.epochs) == (8, [64, 32], 3)
     assert config.training.schedule == "cosine" and config.model.embedding_dim == 16
+    assert config.model.params["embeddings_initializer"] == {"class_name": "RandomNormal", "config": {"stddev": 0.1}}
     path = str(tmp_path / "config.yaml")
     config_lib.save(config, path)
     assert config_lib.load(path) == config and config_lib.load(path).config_hash() == config.config_hash()
