@@ -30,7 +30,8 @@ NO_DNN = "model.dnn_units=[]"
 
 # (row label, model, settings). Rows 1-5 add one change at a time to the
 # literal paper (`featnet_eq13`); rows 6-15 change one thing in the base,
-# `featnet` without its DNN, which was the default until row 12 measured best.
+# `featnet` without its DNN, which was the default until row 12 measured best;
+# rows 16-19 change one thing in that default.
 VARIANTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("paper, Eq. 13 readout (`featnet_eq13`)", "featnet_eq13", ()),
     ("paper + fields readout (§2.4)", "featnet_eq13", ("model.readout=fields",)),
@@ -47,6 +48,10 @@ VARIANTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("base + linear term", "featnet", (NO_DNN, "model.use_linear=true")),
     ("base + embedding L2 1e-5", "featnet", (NO_DNN, "model.embedding_l2=1e-5")),
     ("base with towers 3×64", "featnet", (NO_DNN, "model.tower_units=[64, 64, 64]")),
+    ("`featnet` + SENET field gating", "featnet", ("model.field_gating=senet",)),
+    ("`featnet` with a DNN (400, 400, 400)", "featnet", ("model.dnn_units=[400, 400, 400]",)),
+    ("`featnet` with dropout 0.3", "featnet", ("model.dropout=0.3",)),
+    ("`featnet` with batch norm in the DNN (as AFN's MLP)", "featnet", ("model.dnn_batch_norm=true",)),
 ]
 
 

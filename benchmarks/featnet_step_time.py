@@ -8,11 +8,17 @@ line per model and batch size, so FeatNet is read against DCNv2 measured in
 the same run.
 
     python benchmarks/featnet_step_time.py --batch_sizes 1024 --steps 50
+    python benchmarks/featnet_step_time.py --models dcnv2,featnet --num_fields 10 --ids_per_field 500 \
+        --variant "featnet {tower_units: [64, 64]}" --variant "featnet {num_queries: 8}"
+
+A `--variant` is a registered model and a YAML mapping of its arguments,
+timed after `--models` in the same process.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -20,6 +26,7 @@ import featnet_tf  # noqa: F401  (selects legacy Keras)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+import yaml
 
 from featnet_tf.features import FeatureSpec, Field
 from featnet_tf.models import build_model
@@ -37,12 +44,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1024])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--variant", action="append", default=[], metavar="'MODEL {KEY: VALUE}'", help="a model with arguments")
     args = parser.parse_args(argv)
+    runs = [(name, {}) for name in args.models.split(",") if name]
+    for variant in args.variant:
+        name, _, arguments = variant.strip().partition(" ")
+        runs.append((name, yaml.safe_load(arguments) or {}))
 
     spec = criteo_shaped_spec(args.num_fields, args.ids_per_field)
     rng = np.random.default_rng(0)
-    for name in args.models.split(","):
-        model = build_model(name, spec)
+    for name, arguments in runs:
+        model = build_model(name, spec, **arguments)
         model.compile(keras.optimizers.Adam(1e-4), keras.losses.BinaryCrossentropy(from_logits=True))
         for batch_size in args.batch_sizes:
             features = {f.name: tf.constant(rng.integers(0, f.num_ids, batch_size)) for f in spec.fields}
@@ -57,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
                 times.append(time.perf_counter() - start)
             embedding = model.field_embedding.count_params()
             print(
-                f"{name} M={args.num_fields} batch={batch_size}: {1000 * np.median(times):.1f} ms/step median "
+                f"{name}{' ' + json.dumps(arguments) if arguments else ''} M={args.num_fields} batch={batch_size}: {1000 * np.median(times):.1f} ms/step median "
                 f"(p10 {1000 * np.percentile(times, 10):.1f}, p90 {1000 * np.percentile(times, 90):.1f}), "
                 f"{batch_size / np.median(times):,.0f} examples/s; parameters {model.count_params():,} "
                 f"({embedding:,} embedding, {model.count_params() - embedding:,} other); "

@@ -216,6 +216,16 @@ def load_yaml(path: str) -> dict[str, Any]:
     return flatten(config)
 
 
+def _scientific_number(text: str) -> float | str:
+    """``"1e-4"`` → 1e-4. YAML 1.1 reads a number in exponent notation without
+    a dot as a string; anything else that is not a number stays a string (and
+    is then rejected with its key)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -239,6 +249,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             raise ValueError(f"`{key}` must be an integer. Received: {value!r}")
         return value
     if annotation is float:
+        if isinstance(value, str):
+            value = _scientific_number(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"`{key}` must be a number. Received: {value!r}")
         return float(value)

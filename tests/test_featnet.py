@@ -109,6 +109,21 @@ def test_bad_configuration_values_are_named(argument, value):
         FeatNet(categorical_spec(3), **{argument: value})
 
 
+def test_senet_field_gating_starts_as_the_identity_and_can_turn_a_field_down():
+    spec = categorical_spec(4)
+    features = random_ids(spec, 16)
+    gated = FeatNet(spec, **SMALL, field_gating="senet", dropout=0.0)
+    gated(features)
+    embeddings = gated.field_embedding(features)
+    np.testing.assert_allclose(gated.field_gate.field_weights(embeddings).numpy(), 1.0, atol=0.05)
+    gated.field_gate.excite_bias.assign([0.0, -30.0, 0.0, 0.0])  # field f1 turned down for every row
+    weights = gated.field_gate.field_weights(embeddings).numpy()
+    assert weights[:, 1].max() < 1e-6 and weights[:, [0, 2, 3]].min() > 0.9
+    assert np.abs(gated.field_gate(embeddings).numpy()[:, 1]).max() < 1e-6  # f1 zeroed in every row
+    with pytest.raises(ValueError, match="field_gating='se'"):
+        FeatNet(spec, field_gating="se")
+
+
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="'featnett'"):
         build_model("featnett", categorical_spec(2))
@@ -116,7 +131,10 @@ def test_unknown_model_name():
 
 def test_config_round_trip_gives_the_same_model():
     spec = categorical_spec(6)
-    model = FeatNet(spec, **SMALL, use_layer_norm=True, readout="fields", dnn_units=(4,), use_linear=True)
+    model = FeatNet(
+        spec, **SMALL, use_layer_norm=True, readout="fields", dnn_units=(4,), use_linear=True, field_gating="senet",
+        dnn_batch_norm=True,
+    )
     features = random_ids(spec, 8)
     expected = model(features).numpy()
     config = json.loads(json.dumps(keras.utils.serialize_keras_object(model)))

@@ -60,6 +60,17 @@ def test_squeeze_excitation_matches_fibinet_eq1_to_4():
     np.testing.assert_allclose(out, E * a[:, :, None], rtol=1e-5, atol=1e-6)
 
 
+def test_squeeze_excitation_with_a_sigmoid_gate_is_2_sigmoid_of_the_excitation_plus_bias():
+    layer = SqueezeExcitation(reduction_ratio=2, excitation="sigmoid")
+    layer(E)
+    layer.excite_bias.assign(np.linspace(-1.0, 1.0, E.shape[1]).astype(np.float32))
+    w1, w2, bias = layer.squeeze_kernel.numpy(), layer.excite_kernel.numpy(), layer.excite_bias.numpy()
+    a = 2.0 / (1.0 + np.exp(-(np.maximum(E.mean(axis=2) @ w1, 0) @ w2 + bias)))
+    np.testing.assert_allclose(layer(E).numpy(), E * a[:, :, None], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="excitation='tanh'"):
+        SqueezeExcitation(excitation="tanh")
+
+
 def test_logarithmic_transformation_matches_afn_eq5_6_at_initial_normalisation():
     layer = LogarithmicTransformation(num_neurons=3)
     out = layer(E, training=False).numpy()

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf.features import FeatureSpec
-from featnet_tf.layers import FeatureSubsetGeneration, FieldEmbedding, SetAttentivePruning, SubsetTowers
+from featnet_tf.layers import FeatureSubsetGeneration, FieldEmbedding, SetAttentivePruning, SqueezeExcitation, SubsetTowers
 from featnet_tf.layers._normalization import standardize
 from featnet_tf.models.base import LinearTerm, deep_tower
 
@@ -21,6 +21,7 @@ PAPER_EMBEDDINGS_INITIALIZER = {"class_name": "RandomNormal", "config": {"mean":
 # Keras' default for embeddings: small vectors generalise better once the
 # towers normalise their inputs (BENCHMARKS.md, FeatNet ablation).
 EMBEDDINGS_INITIALIZER = {"class_name": "RandomUniform", "config": {"minval": -0.05, "maxval": 0.05}}
+FIELD_GATINGS = (None, "senet")
 
 
 class FeatNetOutputs(NamedTuple):
@@ -78,6 +79,10 @@ class FeatNet(keras.Model):
       them, so normalised with `normalize_embeddings`) beside the towers, its
       logit added to Eq. 15's (as DeepFM, xDeepFM, AutoInt+ have);
     * `use_linear`: a first-order term ``w_0 + Σ w(x_i)`` added to the logit;
+    * `field_gating`: ``"senet"`` re-weights every field vector, per row, by a
+      SENET gate computed from the raw embeddings (`SqueezeExcitation` with
+      a centred sigmoid, so it starts as the identity) before FSGN and the
+      DNN read them: a field-aware signal that FSGN's per-field view lacks;
     * thresholds that start where they prune (τ = −3, ``sigmoid(τ) ≈ 0.047``)
       instead of −10, which Adam cannot move far enough in a run to prune
       anything.
@@ -105,7 +110,9 @@ class FeatNet(keras.Model):
         dnn_units: widths of a DNN over the concatenated embeddings whose
             logit is added (as DeepFM's, with the towers' dropout); empty for
             none. Default (400, 400).
+        dnn_batch_norm: batch-normalise the DNN's hidden layers (as AFN's MLP).
         use_linear: add a first-order (logistic regression) term.
+        field_gating: ``None`` or ``"senet"`` (see above).
         embeddings_initializer: initializer of the field embeddings.
             Default uniform(±0.05) (`EMBEDDINGS_INITIALIZER`); the paper's
             implementation used N(0, 1) (`PAPER_EMBEDDINGS_INITIALIZER`).
@@ -137,7 +144,9 @@ class FeatNet(keras.Model):
         normalize_embeddings: bool = True,
         dropout: float = 0.2,
         dnn_units: Sequence[int] = (400, 400),
+        dnn_batch_norm: bool = False,
         use_linear: bool = False,
+        field_gating: str | None = None,
         embeddings_initializer: Any = EMBEDDINGS_INITIALIZER,
         embeddings_regularizer: Any = None,
         **kwargs,
@@ -161,7 +170,11 @@ class FeatNet(keras.Model):
         self.normalize_embeddings = bool(normalize_embeddings)
         self.dropout = float(dropout)
         self.dnn_units = tuple(int(units) for units in dnn_units)
+        self.dnn_batch_norm = bool(dnn_batch_norm)
         self.use_linear = bool(use_linear)
+        if field_gating not in FIELD_GATINGS:
+            raise ValueError(f"`field_gating` must be one of {FIELD_GATINGS}. Received: field_gating={field_gating!r}")
+        self.field_gating = field_gating
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.embeddings_regularizer = embeddings_regularizer
 
@@ -192,16 +205,18 @@ class FeatNet(keras.Model):
             self.tower_units, dropout=dropout, normalize_inputs=normalize_tower_inputs, name="towers"
         )
         self.output_layer = keras.layers.Dense(1, name="logit")
-        self.dnn = deep_tower(self.dnn_units, self.dropout, False, name="dnn") if self.dnn_units else None
+        self.dnn = deep_tower(self.dnn_units, self.dropout, self.dnn_batch_norm, name="dnn") if self.dnn_units else None
         self.linear = LinearTerm(feature_spec, name="linear") if use_linear else None
+        self.field_gate = SqueezeExcitation(excitation="sigmoid", name="field_gate") if field_gating == "senet" else None
 
     # === Forward ===
 
     def explain(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> FeatNetOutputs:
         """One forward pass returning the logits and both pruning tensors."""
-        x = self.field_embedding(inputs)  # Eq. 1
-        if self.normalize_embeddings:
-            x = standardize(x)
+        embeddings = self.field_embedding(inputs)  # Eq. 1
+        x = standardize(embeddings) if self.normalize_embeddings else embeddings
+        if self.field_gate is not None:
+            x = x * self.field_gate.field_weights(embeddings)[:, :, None]
         subsets, subset_weights = self.subset_generation(x)  # Eq. 2-5
         interactions, scores = self.attentive_pruning(subsets)  # Eq. 6, 11-13
         rows = interactions.shape[2]  # E (Eq. 13) or M (§2.4)
@@ -243,7 +258,9 @@ class FeatNet(keras.Model):
             "normalize_embeddings": self.normalize_embeddings,
             "dropout": self.dropout,
             "dnn_units": list(self.dnn_units),
+            "dnn_batch_norm": self.dnn_batch_norm,
             "use_linear": self.use_linear,
+            "field_gating": self.field_gating,
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
             "embeddings_regularizer": keras.regularizers.serialize(keras.regularizers.get(self.embeddings_regularizer))
             if self.embeddings_regularizer
