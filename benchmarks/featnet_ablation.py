@@ -31,7 +31,7 @@ NO_DNN = "model.dnn_units=[]"
 # (row label, model, settings). Rows 1-5 add one change at a time to the
 # literal paper (`featnet_eq13`); rows 6-15 change one thing in the base,
 # `featnet` without its DNN, which was the default until row 12 measured best;
-# rows 16-19 change one thing in that default.
+# rows 16-20 change one thing in that default.
 VARIANTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("paper, Eq. 13 readout (`featnet_eq13`)", "featnet_eq13", ()),
     ("paper + fields readout (§2.4)", "featnet_eq13", ("model.readout=fields",)),
@@ -52,6 +52,7 @@ VARIANTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("`featnet` with a DNN (400, 400, 400)", "featnet", ("model.dnn_units=[400, 400, 400]",)),
     ("`featnet` with dropout 0.3", "featnet", ("model.dropout=0.3",)),
     ("`featnet` with batch norm in the DNN (as AFN's MLP)", "featnet", ("model.dnn_batch_norm=true",)),
+    ("`featnet` with the logarithmic readout (rows of Score'' as products)", "featnet", ("model.readout=logarithmic",)),
 ]
 
 

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from featnet_tf.layers import SetAttentivePruning
+from featnet_tf.layers.set_attentive_pruning import LOG_FLOOR, MAX_EXPONENT
 from tests.helpers import run_serialization_test
 from tests.test_soft_threshold import numpy_soft_threshold
 
@@ -78,6 +79,24 @@ def test_fields_readout_matches_numpy_isab_second_stage():
     np.testing.assert_allclose(out.numpy(), want, rtol=1e-4, atol=1e-3)
 
 
+def test_logarithmic_readout_is_the_product_of_the_kept_fields_to_their_scores():
+    """X'_i[e] = Π_m |x_m|^Score''[e, m] (|x| floored, exponent bounded): a field the
+    thresholds pruned (score 0) contributes 1, and the scores are the learned orders."""
+    rng = np.random.default_rng(5)
+    shape = (2, 3, 5, 4)
+    subsets = rng.normal(size=shape).astype(np.float32)
+    layer = SetAttentivePruning(num_queries=6, readout="logarithmic")
+    w_k, queries, tau = set_weights(layer, shape, rng)
+    out, scores = layer(subsets)
+    _, want_scores = numpy_sapn(subsets, w_k, queries, tau)
+    logs = np.log(np.maximum(np.abs(subsets), LOG_FLOOR))[:, :, None, :, :]
+    want = np.exp(np.clip((want_scores[..., None] * logs).sum(axis=3), -MAX_EXPONENT, MAX_EXPONENT))  # (B, S, E, D)
+    assert out.shape == (2, 3, 6, 4)
+    np.testing.assert_allclose(scores.numpy(), want_scores, atol=1e-4)
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-3)
+    assert np.any(want_scores == 0.0)
+
+
 def second_difference(function, x, field_a, field_b, step=0.5):
     """f(x + δa + δb) − f(x + δa) − f(x + δb) + f(x): zero when no term of f
     depends on fields a and b together."""
@@ -95,7 +114,7 @@ def test_eq13_readout_has_no_cross_field_term_and_fields_readout_has_one():
     fields readout multiplies fields with summaries of the others."""
     subsets = np.random.default_rng(3).normal(size=(4, 2, 6, 8)).astype(np.float32)
     differences = {}
-    for readout in ("induced", "fields"):
+    for readout in ("induced", "fields", "logarithmic"):
         layer = SetAttentivePruning(num_queries=4, initial_threshold=-6.0, readout=readout)
         layer.build(subsets.shape)
         layer.queries.assign(np.abs(layer.queries.numpy()))  # keep scores positive: away from the ReLU's kink
@@ -103,11 +122,11 @@ def test_eq13_readout_has_no_cross_field_term_and_fields_readout_has_one():
         function = lambda x, layer=layer: layer(tf.constant(np.abs(x)))[0].numpy()  # noqa: E731
         differences[readout] = np.abs(second_difference(function, subsets, 1, 4)).max()
     assert differences["induced"] < 1e-5
-    assert differences["fields"] > 1e-2
+    assert differences["fields"] > 1e-2 and differences["logarithmic"] > 1e-2
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"scale_scores": True, "use_value_projection": True, "use_layer_norm": True}]
+    "options", [{}, {"scale_scores": True, "use_value_projection": True, "use_layer_norm": True}, {"readout": "logarithmic"}]
 )
 def test_permuting_the_features_of_a_subset_changes_nothing(options):
     layer = SetAttentivePruning(num_queries=4, initial_threshold=-1.0, **options)
@@ -157,7 +176,8 @@ def test_invalid_arguments_are_named():
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"scale_scores": True, "use_value_projection": True, "use_layer_norm": True}, {"readout": "fields"}]
+    "options",
+    [{}, {"scale_scores": True, "use_value_projection": True, "use_layer_norm": True}, {"readout": "fields"}, {"readout": "logarithmic"}],
 )
 def test_serialization_round_trip(options):
     run_serialization_test(SetAttentivePruning(num_queries=3, **options), tf.random.normal([2, 3, 5, 4]), atol=1e-5)

@@ -12,7 +12,11 @@ from featnet_tf.layers._initializers import stacked
 from featnet_tf.layers.soft_threshold import SoftThreshold, soft_threshold
 
 
-READOUTS = ("induced", "fields")
+READOUTS = ("induced", "fields", "logarithmic")
+# The logarithmic readout's floor on |x| (log|x| ≥ log 1e-4 ≈ −9.2) and bound
+# on the exponent (e^±30 stays finite in float32 and in the towers' variance).
+LOG_FLOOR = 1e-4
+MAX_EXPONENT = 30.0
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -39,6 +43,14 @@ class SetAttentivePruning(keras.layers.Layer):
       swapped) and ``X'_i = X_i + A · H_i``. Here each field is multiplied
       with summaries of the others: this is where fields interact.
 
+    A third reading takes "each row of ``Score''`` is one interaction of the
+    fields it keeps" multiplicatively, as AFN's logarithmic neurons (Cheng et
+    al., AAAI 2020) do: ``"logarithmic"`` gives ``X'_i = exp(Score''·log|X_i|)
+    ∈ R^{E×D}``, row e the product ``Π_m |x_m|^{Score''[e,m]}`` over the
+    fields the thresholds kept (a pruned field contributes ``|x|⁰ = 1``), so
+    the orders of the interactions are learned and pruned. ``|x|`` is floored
+    at `LOG_FLOOR` and the exponent bounded by `MAX_EXPONENT`.
+
     Every subset has its own weights and thresholds; all subsets are computed
     together with `tf.einsum`. The thresholds are shared over the feature
     axis, so the layer is a set function: permuting the M features of a
@@ -53,8 +65,9 @@ class SetAttentivePruning(keras.layers.Layer):
     Args:
         num_queries: E, the number of induced queries. Default 16 (§3.1.4).
         initial_threshold: initial τ of the soft thresholds.
-        readout: ``"induced"`` (Eq. 13, E×D per subset) or ``"fields"``
-            (§2.4 and ISAB, M×D per subset). Default ``"induced"``.
+        readout: ``"induced"`` (Eq. 13, E×D per subset), ``"fields"``
+            (§2.4 and ISAB, M×D per subset) or ``"logarithmic"`` (products,
+            E×D per subset). Default ``"induced"``.
         scale_scores: divide scores by ``√D`` before the ReLU.
         use_value_projection: project values with a learned ``W_V``.
         use_layer_norm: layer-normalise ``X'_i`` over D.
@@ -178,7 +191,11 @@ class SetAttentivePruning(keras.layers.Layer):
         values = x
         if self.use_value_projection:
             values = tf.reshape(tf.matmul(rows, self.value_kernel), tf.shape(x))
-        summaries = tf.matmul(scores, values, transpose_a=True)  # Eq. 13: (S, B, E, D)
+        if self.readout == "logarithmic":  # Π_m |x_m|^Score''[e, m]
+            exponents = tf.matmul(scores, tf.math.log(tf.maximum(tf.abs(values), LOG_FLOOR)), transpose_a=True)
+            summaries = tf.exp(tf.clip_by_value(exponents, -MAX_EXPONENT, MAX_EXPONENT))  # (S, B, E, D)
+        else:
+            summaries = tf.matmul(scores, values, transpose_a=True)  # Eq. 13: (S, B, E, D)
         interactions = summaries
         if self.readout == "fields":
             # Q·K_Hᵀ = (X·W_Qᵀ)·(H·W_Hᵀ)ᵀ = X·(W_Qᵀ·W_H)·Hᵀ

@@ -98,8 +98,9 @@ class FeatNet(keras.Model):
         expand_ratio: r. Default 4.
         num_queries: E. Default 16.
         tower_units: hidden widths of each subset's tower. Default 3×128.
-        readout: SAPN's output, ``"induced"`` (Eq. 13) or ``"fields"``
-            (§2.4); see `SetAttentivePruning`.
+        readout: SAPN's output, ``"induced"`` (Eq. 13), ``"fields"``
+            (§2.4) or ``"logarithmic"`` (each row of Score'' a product of the
+            fields it keeps); see `SetAttentivePruning`.
         fsgn_initial_threshold: initial τ of FSGN's soft threshold.
         sapn_initial_threshold: initial τ of SAPN's soft threshold(s).
         scale_scores, use_value_projection, use_layer_norm: SAPN options the
