@@ -48,11 +48,18 @@ def test_paper_defaults():
 
 def test_featnet_eq13_is_the_literal_paper():
     model = build_model("featnet_eq13", categorical_spec(3))
-    assert model.readout == "induced" and model.dnn is None and model.linear is None
+    assert model.readout == "induced" and model.dnn is None and model.linear is None and not model.dnn_batch_norm
     assert (model.fsgn_initial_threshold, model.sapn_initial_threshold, model.dropout) == (-10.0, -10.0, 0.0)
     assert not model.normalize_tower_inputs and not model.normalize_embeddings
     assert keras.initializers.serialize(model.embeddings_initializer)["class_name"] == "RandomNormal"
     assert featnet_eq13(categorical_spec(3), readout="fields").readout == "fields"  # still overridable
+
+
+def test_the_default_dnn_beside_the_towers_batch_normalises_its_hidden_layers():
+    model = FeatNet(categorical_spec(3))
+    assert model.dnn_units == (400, 400) and model.dnn_batch_norm
+    mlp = model.dnn.layers[0]
+    assert mlp.use_batch_norm and [type(layer).__name__ for layer in mlp.blocks[0]][:2] == ["Dense", "BatchNormalization"]
 
 
 def test_every_departure_from_the_paper_is_its_own_argument():

@@ -18,7 +18,10 @@ class MLP(keras.layers.Layer):
         hidden_units: width of each hidden layer, e.g. ``(128, 128, 128)``.
         activation: σ. Default ReLU.
         dropout: dropout rate after each hidden layer, 0 for none.
-        use_batch_norm: batch normalisation before each activation.
+        use_batch_norm: batch normalisation before each activation, with its
+            batch statistics synchronised across the replicas of a
+            distribution strategy, so that two replicas of batch B/2 train
+            as one device with batch B does.
         kernel_initializer: initializer of every kernel.
 
     Input shape: ``(batch, ..., features)``; output ``(batch, ..., hidden_units[-1])``.
@@ -51,7 +54,7 @@ class MLP(keras.layers.Layer):
         for index, units in enumerate(hidden_units):
             block = [keras.layers.Dense(units, kernel_initializer=fresh(self.kernel_initializer), name=f"dense_{index}")]
             if use_batch_norm:
-                block.append(keras.layers.BatchNormalization(name=f"batch_norm_{index}"))
+                block.append(keras.layers.BatchNormalization(synchronized=True, name=f"batch_norm_{index}"))
             block.append(keras.layers.Activation(activation, name=f"activation_{index}"))
             if dropout:
                 block.append(keras.layers.Dropout(dropout, name=f"dropout_{index}"))

@@ -77,7 +77,8 @@ class FeatNet(keras.Model):
     * `dropout` in the towers (and the DNN);
     * `dnn_units`: a DNN over the concatenated field vectors (as FSGN reads
       them, so normalised with `normalize_embeddings`) beside the towers, its
-      logit added to Eq. 15's (as DeepFM, xDeepFM, AutoInt+ have);
+      logit added to Eq. 15's (as DeepFM, xDeepFM, AutoInt+ have), with its
+      hidden layers batch-normalised (`dnn_batch_norm`, as AFN's MLP);
     * `use_linear`: a first-order term ``w_0 + Σ w(x_i)`` added to the logit;
     * `field_gating`: ``"senet"`` re-weights every field vector, per row, by a
       SENET gate computed from the raw embeddings (`SqueezeExcitation` with
@@ -111,7 +112,8 @@ class FeatNet(keras.Model):
         dnn_units: widths of a DNN over the concatenated embeddings whose
             logit is added (as DeepFM's, with the towers' dropout); empty for
             none. Default (400, 400).
-        dnn_batch_norm: batch-normalise the DNN's hidden layers (as AFN's MLP).
+        dnn_batch_norm: batch-normalise the DNN's hidden layers (as AFN's
+            MLP). Default True.
         use_linear: add a first-order (logistic regression) term.
         field_gating: ``None`` or ``"senet"`` (see above).
         embeddings_initializer: initializer of the field embeddings.
@@ -145,7 +147,7 @@ class FeatNet(keras.Model):
         normalize_embeddings: bool = True,
         dropout: float = 0.2,
         dnn_units: Sequence[int] = (400, 400),
-        dnn_batch_norm: bool = False,
+        dnn_batch_norm: bool = True,
         use_linear: bool = False,
         field_gating: str | None = None,
         embeddings_initializer: Any = EMBEDDINGS_INITIALIZER,
@@ -286,6 +288,7 @@ def featnet_eq13(feature_spec, **kwargs) -> FeatNet:
         normalize_embeddings=False,
         dropout=0.0,
         dnn_units=(),
+        dnn_batch_norm=False,
         use_linear=False,
         embeddings_initializer=PAPER_EMBEDDINGS_INITIALIZER,
     )
