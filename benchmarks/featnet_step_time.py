@@ -12,7 +12,10 @@ the same run.
         --variant "featnet {tower_units: [64, 64]}" --variant "featnet {num_queries: 8}"
 
 A `--variant` is a registered model and a YAML mapping of its arguments,
-timed after `--models` in the same process.
+timed after `--models` in the same process. `--components` also times the
+forward and backward pass of each of FeatNet's default stages alone (FSGN,
+SAPN, the towers with and without their normalisation and dropout, the DNN)
+on inputs of the shapes they see in the model.
 """
 
 from __future__ import annotations
@@ -36,6 +39,41 @@ def criteo_shaped_spec(num_fields: int, ids_per_field: int) -> FeatureSpec:
     return FeatureSpec(tuple(Field(f"f{i}", "categorical", vocabulary_size=ids_per_field) for i in range(num_fields)))
 
 
+def time_components(batch_size: int, num_fields: int, steps: int, warmup: int) -> None:
+    """Forward + backward of each FeatNet stage alone, at FeatNet's defaults."""
+    from featnet_tf.layers import FeatureSubsetGeneration, SetAttentivePruning, SubsetTowers
+    from featnet_tf.models.base import deep_tower
+
+    dim, subsets, queries = 16, 10, 16
+    stages = [
+        ("FSGN (Eq. 2-5)", FeatureSubsetGeneration(subsets, 4, initial_threshold=-3.0), [batch_size, num_fields, dim]),
+        ("SAPN (Eq. 6, 11-13)", SetAttentivePruning(queries, initial_threshold=-3.0), [batch_size, subsets, num_fields, dim]),
+        ("towers 3×128, inputs normalised, dropout 0.2", SubsetTowers((128,) * 3, dropout=0.2, normalize_inputs=True), [batch_size, subsets, queries * dim]),
+        ("towers 3×128, plain", SubsetTowers((128,) * 3), [batch_size, subsets, queries * dim]),
+        ("DNN (400, 400), batch norm, dropout 0.2", deep_tower((400, 400), 0.2, True, name="dnn"), [batch_size, num_fields * dim]),
+    ]
+    for label, layer, shape in stages:
+        x = tf.random.normal(shape)
+
+        @tf.function
+        def step(x, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True)
+                y = y[0] if isinstance(y, (tuple, list)) else y
+                loss = tf.reduce_sum(y * y)
+            return tape.gradient(loss, layer.trainable_variables + [x])
+
+        for _ in range(warmup):
+            step(x)
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            [gradient.numpy() for gradient in step(x) if gradient is not None]
+            times.append(time.perf_counter() - start)
+        print(f"component {label} M={num_fields} batch={batch_size}: {1000 * np.median(times):.1f} ms forward+backward median", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="featnet,featnet_eq13,dcnv2", help="registered models, timed in this order")
@@ -45,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--variant", action="append", default=[], metavar="'MODEL {KEY: VALUE}'", help="a model with arguments")
+    parser.add_argument("--components", action="store_true", help="also time each FeatNet stage alone")
     args = parser.parse_args(argv)
     runs = [(name, {}) for name in args.models.split(",") if name]
     for variant in args.variant:
@@ -76,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
                 f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} intra-op threads",
                 flush=True,
             )
+    if args.components:
+        for batch_size in args.batch_sizes:
+            time_components(batch_size, args.num_fields, args.steps, args.warmup)
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])
