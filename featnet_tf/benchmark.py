@@ -35,7 +35,6 @@ import featnet_tf  # noqa: F401  (selects legacy Keras)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-import yaml
 
 from featnet_tf import config as config_lib
 from featnet_tf import train, training
@@ -198,7 +197,7 @@ def parse_sweeps(assignments: Sequence[str]) -> dict[str, tuple]:
     for assignment in assignments:
         key, _, values = assignment.partition("=")
         key = key if "." in key else f"model.{key}"
-        parsed = tuple(yaml.safe_load(value) for value in values.split(",") if value.strip())
+        parsed = tuple(config_lib.parse_yaml(value) for value in values.split(",") if value.strip())
         if not parsed:
             raise ValueError(f"--sweep takes KEY=V1,V2,... Received: {assignment!r}")
         sweeps[key] = parsed

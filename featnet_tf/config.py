@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from typing import Any, Mapping, Sequence
@@ -197,6 +198,21 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1), reading ``1e-4`` as the float YAML 1.2
+    makes it: YAML 1.1 wants a dot in the mantissa and would give a string."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def parse_yaml(text: Any) -> Any:
+    """A YAML value or document (a string or a stream) as every config path reads it."""
+    return yaml.load(text, Loader=_YamlLoader)
+
+
 def parse_set_flags(assignments: Sequence[str]) -> dict[str, Any]:
     """``["model.num_subsets=8"]`` → ``{"model.num_subsets": 8}`` (values as YAML)."""
     overrides = {}
@@ -204,26 +220,16 @@ def parse_set_flags(assignments: Sequence[str]) -> dict[str, Any]:
         key, separator, text = assignment.partition("=")
         if not separator or not key:
             raise ValueError(f"--set takes section.key=value. Received: {assignment!r}")
-        overrides[key.strip()] = yaml.safe_load(text) if text.strip() else ""
+        overrides[key.strip()] = parse_yaml(text) if text.strip() else ""
     return overrides
 
 
 def load_yaml(path: str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as stream:
-        config = yaml.safe_load(stream) or {}
+        config = parse_yaml(stream) or {}
     if not isinstance(config, Mapping):
         raise ValueError(f"{path} must hold a mapping of sections. Received: {type(config).__name__}")
     return flatten(config)
-
-
-def _scientific_number(text: str) -> float | str:
-    """``"1e-4"`` → 1e-4. YAML 1.1 reads a number in exponent notation without
-    a dot as a string; anything else that is not a number stays a string (and
-    is then rejected with its key)."""
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
@@ -249,8 +255,6 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             raise ValueError(f"`{key}` must be an integer. Received: {value!r}")
         return value
     if annotation is float:
-        if isinstance(value, str):
-            value = _scientific_number(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"`{key}` must be a number. Received: {value!r}")
         return float(value)
@@ -353,4 +357,4 @@ def save(config: ExperimentConfig, path: str) -> None:
 
 def load(path: str) -> ExperimentConfig:
     with open(path, encoding="utf-8") as stream:
-        return ExperimentConfig.from_dict(yaml.safe_load(stream))
+        return ExperimentConfig.from_dict(parse_yaml(stream))

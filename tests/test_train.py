@@ -202,8 +202,11 @@ def test_config_overrides_and_validation(tmp_path):
     assert config_lib.load(path) == config and config_lib.load(path).config_hash() == config.config_hash()
     with pytest.raises(ValueError, match="training.schedule='warm'"):
         config_lib.experiment("featnet_criteo", assignments=["training.schedule=warm"])
-    # YAML 1.1 reads 1e-4 (no dot) as a string; a number field still takes it as the number it is.
+    # YAML 1.1 reads 1e-4 (no dot) as a string; every config path reads it as the number it is.
     assert config_lib.experiment("featnet_criteo", assignments=["model.embedding_l2=1e-4"]).model.embedding_l2 == 1e-4
+    assert config_lib.experiment("featnet_criteo", assignments=["model.sapn_initial_threshold=-3e0"]).model.params[
+        "sapn_initial_threshold"
+    ] == -3.0
     with pytest.raises(ValueError, match="`model.embedding_l2` must be a number. Received: 'small'"):
         config_lib.experiment("featnet_criteo", assignments=["model.embedding_l2=small"])
     with pytest.raises(ValueError, match="`training.epochs` must be an integer. Received: 'ten'"):
