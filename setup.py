@@ -9,7 +9,10 @@ HERE = pathlib.Path(__file__).parent
 
 def requirements() -> list[str]:
     lines = (HERE / "requirements.txt").read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#") and line.strip() != "pytest"]
+    development = {"pytest", "ruff"}  # the `test` extra
+    return [
+        line.strip() for line in lines if line.strip() and not line.startswith("#") and line.strip() not in development
+    ]
 
 
 setup(
@@ -19,8 +22,10 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["featnet_tf", "featnet_tf.*", "pipelines", "pipelines.*", "serving", "serving.*"]),
+    packages=find_packages(
+        include=["featnet_tf", "featnet_tf.*", "pipelines", "pipelines.*", "serving", "serving.*", "demo"]
+    ),
     install_requires=requirements(),
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "ruff"]},
     license="Apache-2.0",
 )

@@ -18,9 +18,9 @@ import csv
 import os
 import sys
 
-import featnet_tf  # noqa: F401  (selects legacy Keras)
 import numpy as np
 
+import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf import benchmark
 
 UNIFORM = "model.embeddings_initializer={class_name: RandomUniform, config: {minval: -0.05, maxval: 0.05}}"
@@ -39,11 +39,19 @@ VARIANTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("paper + fields readout (§2.4)", "featnet_eq13", ("model.readout=fields",)),
     ("paper + DNN (400, 400) over the embeddings", "featnet_eq13", ("model.dnn_units=[400, 400]",)),
     ("paper + dropout 0.2", "featnet_eq13", ("model.dropout=0.2",)),
-    ("paper + uniform(±0.05) embeddings, towers' inputs normalised", "featnet_eq13", (UNIFORM, "model.normalize_tower_inputs=true")),
+    (
+        "paper + uniform(±0.05) embeddings, towers' inputs normalised",
+        "featnet_eq13",
+        (UNIFORM, "model.normalize_tower_inputs=true"),
+    ),
     ("base: `featnet` without its DNN", "featnet", (NO_DNN,)),
     ("base − dropout", "featnet", (NO_DNN, "model.dropout=0.0")),
     ("base without normalised field vectors", "featnet", (NO_DNN, "model.normalize_embeddings=false")),
-    ("base with τ starting at −10", "featnet", (NO_DNN, "model.fsgn_initial_threshold=-10.0", "model.sapn_initial_threshold=-10.0")),
+    (
+        "base with τ starting at −10",
+        "featnet",
+        (NO_DNN, "model.fsgn_initial_threshold=-10.0", "model.sapn_initial_threshold=-10.0"),
+    ),
     ("base with N(0, 1) embeddings", "featnet", (NO_DNN, NORMAL)),
     ("base + fields readout", "featnet", (NO_DNN, "model.readout=fields")),
     ("base + DNN (400, 400) (the default before row 19)", "featnet", (PLAIN_DNN,)),
@@ -54,7 +62,11 @@ VARIANTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("row 12 with a DNN (400, 400, 400)", "featnet", (PLAIN_DNN, "model.dnn_units=[400, 400, 400]")),
     ("`featnet` (row 19) with dropout 0.3", "featnet", ("model.dropout=0.3",)),
     ("row 12 + batch norm in the DNN (as AFN's MLP) = `featnet` (default)", "featnet", ()),
-    ("row 12 with the logarithmic readout (rows of Score'' as products)", "featnet", (PLAIN_DNN, "model.readout=logarithmic")),
+    (
+        "row 12 with the logarithmic readout (rows of Score'' as products)",
+        "featnet",
+        (PLAIN_DNN, "model.readout=logarithmic"),
+    ),
 ]
 
 
@@ -77,7 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         label, model, settings = VARIANTS[index - 1]
         output_dir = os.path.join(args.output_dir, f"variant{index:02d}")
         flags = [item for setting in (*args.set, *settings) for item in ("--set", setting)]
-        command = ["--data_dir", args.data_dir, "--dataset", args.dataset, "--models", model, "--seeds", str(args.seeds)]
+        command = [
+            "--data_dir",
+            args.data_dir,
+            "--dataset",
+            args.dataset,
+            "--models",
+            model,
+            "--seeds",
+            str(args.seeds),
+        ]
         print(f"[ablation] {index}: {label}", flush=True)
         if benchmark.main(command + ["--output_dir", output_dir, "--title", label] + flags) != 0:
             return 1
@@ -85,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             cells = list(csv.DictReader(stream))
         auc = np.array([float(cell["auc"]) for cell in cells])
         lines.append(
-            f"| {index} | {label} | {np.mean([float(c['val_auc']) for c in cells]):.4f} | {auc.mean():.4f} ± {auc.std():.4f} "
+            f"| {index} | {label} | {np.mean([float(c['val_auc']) for c in cells]):.4f} | {auc.mean():.4f} ± "
+            f"{auc.std():.4f} "
             f"| {np.mean([float(c['logloss']) for c in cells]):.4f} | {'/'.join(c['best_epoch'] for c in cells)} "
             f"| {np.mean([float(c['train_examples_per_second']) for c in cells]):,.0f} | {len(cells)} |"
         )

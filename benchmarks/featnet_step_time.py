@@ -25,18 +25,14 @@ import json
 import sys
 import time
 
-import featnet_tf  # noqa: F401  (selects legacy Keras)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 import yaml
 
-from featnet_tf.features import FeatureSpec, Field
+import featnet_tf  # noqa: F401  (selects legacy Keras)
+from featnet_tf.features import categorical_spec
 from featnet_tf.models import build_model
-
-
-def criteo_shaped_spec(num_fields: int, ids_per_field: int) -> FeatureSpec:
-    return FeatureSpec(tuple(Field(f"f{i}", "categorical", vocabulary_size=ids_per_field) for i in range(num_fields)))
 
 
 def time_components(batch_size: int, num_fields: int, steps: int, warmup: int) -> None:
@@ -47,10 +43,22 @@ def time_components(batch_size: int, num_fields: int, steps: int, warmup: int) -
     dim, subsets, queries = 16, 10, 16
     stages = [
         ("FSGN (Eq. 2-5)", FeatureSubsetGeneration(subsets, 4, initial_threshold=-3.0), [batch_size, num_fields, dim]),
-        ("SAPN (Eq. 6, 11-13)", SetAttentivePruning(queries, initial_threshold=-3.0), [batch_size, subsets, num_fields, dim]),
-        ("towers 3×128, inputs normalised, dropout 0.2", SubsetTowers((128,) * 3, dropout=0.2, normalize_inputs=True), [batch_size, subsets, queries * dim]),
+        (
+            "SAPN (Eq. 6, 11-13)",
+            SetAttentivePruning(queries, initial_threshold=-3.0),
+            [batch_size, subsets, num_fields, dim],
+        ),
+        (
+            "towers 3×128, inputs normalised, dropout 0.2",
+            SubsetTowers((128,) * 3, dropout=0.2, normalize_inputs=True),
+            [batch_size, subsets, queries * dim],
+        ),
         ("towers 3×128, plain", SubsetTowers((128,) * 3), [batch_size, subsets, queries * dim]),
-        ("DNN (400, 400), batch norm, dropout 0.2", deep_tower((400, 400), 0.2, True, name="dnn"), [batch_size, num_fields * dim]),
+        (
+            "DNN (400, 400), batch norm, dropout 0.2",
+            deep_tower((400, 400), 0.2, True, name="dnn"),
+            [batch_size, num_fields * dim],
+        ),
     ]
     for label, layer, shape in stages:
         x = tf.random.normal(shape)
@@ -71,7 +79,11 @@ def time_components(batch_size: int, num_fields: int, steps: int, warmup: int) -
             start = time.perf_counter()
             [gradient.numpy() for gradient in step(x) if gradient is not None]
             times.append(time.perf_counter() - start)
-        print(f"component {label} M={num_fields} batch={batch_size}: {1000 * np.median(times):.1f} ms forward+backward median", flush=True)
+        print(
+            f"component {label} M={num_fields} batch={batch_size}: {1000 * np.median(times):.1f} ms forward+backward "
+            "median",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,7 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1024])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--variant", action="append", default=[], metavar="'MODEL {KEY: VALUE}'", help="a model with arguments")
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="'MODEL {KEY: VALUE}'", help="a model with arguments"
+    )
     parser.add_argument("--components", action="store_true", help="also time each FeatNet stage alone")
     args = parser.parse_args(argv)
     runs = [(name, {}) for name in args.models.split(",") if name]
@@ -90,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         name, _, arguments = variant.strip().partition(" ")
         runs.append((name, yaml.safe_load(arguments) or {}))
 
-    spec = criteo_shaped_spec(args.num_fields, args.ids_per_field)
+    spec = categorical_spec(args.num_fields, args.ids_per_field)
     rng = np.random.default_rng(0)
     for name, arguments in runs:
         model = build_model(name, spec, **arguments)
@@ -108,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
                 times.append(time.perf_counter() - start)
             embedding = model.field_embedding.count_params()
             print(
-                f"{name}{' ' + json.dumps(arguments) if arguments else ''} M={args.num_fields} batch={batch_size}: {1000 * np.median(times):.1f} ms/step median "
+                f"{name}{' ' + json.dumps(arguments) if arguments else ''} M={args.num_fields} batch={batch_size}: "
+                f"{1000 * np.median(times):.1f} ms/step median "
                 f"(p10 {1000 * np.percentile(times, 10):.1f}, p90 {1000 * np.percentile(times, 90):.1f}), "
                 f"{batch_size / np.median(times):,.0f} examples/s; parameters {model.count_params():,} "
                 f"({embedding:,} embedding, {model.count_params() - embedding:,} other); "

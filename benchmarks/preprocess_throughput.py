@@ -45,14 +45,22 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     counts = plain_pass(raw)
     seconds = time.perf_counter() - start
-    print(f"plain Python read+split: {sum(counts.values())} rows in {seconds:.1f} s = {sum(counts.values()) / seconds:,.0f} rows/s", flush=True)
+    print(
+        f"plain Python read+split: {sum(counts.values())} rows in {seconds:.1f} s = "
+        f"{sum(counts.values()) / seconds:,.0f} rows/s",
+        flush=True,
+    )
 
     output = os.path.join(args.work_dir, "prep")
     shutil.rmtree(output, ignore_errors=True)
     start = time.perf_counter()
     preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", output, "--runner=DirectRunner"] + beam_args)
     seconds = time.perf_counter() - start
-    print(f"pipelines.preprocess (DirectRunner {' '.join(beam_args)}): {args.rows} rows in {seconds:.1f} s = {args.rows / seconds:,.0f} rows/s", flush=True)
+    print(
+        f"pipelines.preprocess (DirectRunner {' '.join(beam_args)}): {args.rows} rows in {seconds:.1f} s = "
+        f"{args.rows / seconds:,.0f} rows/s",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ import argparse
 import sys
 import time
 
-import featnet_tf  # noqa: F401  (selects legacy Keras)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf.metrics import binary_auc, log_loss
 from featnet_tf.models import featnet_eq13
 from featnet_tf.synthetic import planted_interaction_data
@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> None:
             aucs.append(binary_auc(data.labels[split:], probabilities))
             losses.append(log_loss(data.labels[split:], probabilities))
         seconds = (time.perf_counter() - start) / args.seeds
-        print(f"| {label} | {np.mean(aucs):.4f} ± {np.std(aucs):.4f} | {np.mean(losses):.4f} | {seconds:.0f} |", flush=True)
+        print(
+            f"| {label} | {np.mean(aucs):.4f} ± {np.std(aucs):.4f} | {np.mean(losses):.4f} | {seconds:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

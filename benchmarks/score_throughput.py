@@ -21,8 +21,9 @@ import time
 
 import tensorflow as tf
 
-from featnet_tf.features import criteo_spec
+from featnet_tf.saved_model import latest_version_dir
 from pipelines import examples, score
+from pipelines.formats import criteo_spec
 from pipelines.rows import RowParser
 from pipelines.splits import FixedSplit
 
@@ -33,18 +34,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input", required=True)
     parser.add_argument("--batch_size", type=int, default=1024)
     args = parser.parse_args(argv)
-    export_dir = score.resolve_export_dir(args.model)
+    export_dir = latest_version_dir(args.model)
     with open(args.input, encoding="utf-8") as stream:
         lines = stream.read().splitlines()
     rows = len(lines)
 
     output = tempfile.mkdtemp()
     start = time.perf_counter()
-    score.run(["--model", export_dir, "--input", args.input, "--format", "criteo", "--output", os.path.join(output, "part"),
-               "--batch_size", str(args.batch_size), "--runner=DirectRunner"])
+    score.run(
+        [
+            "--model",
+            export_dir,
+            "--input",
+            args.input,
+            "--format",
+            "criteo",
+            "--output",
+            os.path.join(output, "part"),
+            "--batch_size",
+            str(args.batch_size),
+            "--runner=DirectRunner",
+        ]
+    )
     seconds = time.perf_counter() - start
     shutil.rmtree(output)
-    print(f"pipelines.score (DirectRunner): {rows:,} rows in {seconds:.1f} s = {rows / seconds:,.0f} rows/s", flush=True)
+    print(
+        f"pipelines.score (DirectRunner): {rows:,} rows in {seconds:.1f} s = {rows / seconds:,.0f} rows/s", flush=True
+    )
 
     spec = criteo_spec()
     row_parser = RowParser(spec, "criteo", FixedSplit("test"))
@@ -54,19 +70,27 @@ def main(argv: list[str] | None = None) -> None:
     serialized_batches = []
     for begin in range(0, rows, args.batch_size):
         batch = [
-            examples.to_example(spec, row_parser.parse(line, columns, args.input, begin + i + 1, begin + i).values, None).SerializeToString()
+            examples.to_example(
+                spec, row_parser.parse(line, columns, args.input, begin + i + 1, begin + i).values, None
+            ).SerializeToString()
             for i, line in enumerate(lines[begin : begin + args.batch_size])
         ]
         serialized_batches.append(batch)
         serve(examples=tf.constant(batch))["probability"].numpy()
     seconds = time.perf_counter() - start
-    print(f"plain loop (parse + encode + SavedModel per batch of {args.batch_size}): {rows / seconds:,.0f} rows/s", flush=True)
+    print(
+        f"plain loop (parse + encode + SavedModel per batch of {args.batch_size}): {rows / seconds:,.0f} rows/s",
+        flush=True,
+    )
 
     start = time.perf_counter()
     for batch in serialized_batches:
         serve(examples=tf.constant(batch))["probability"].numpy()
     seconds = time.perf_counter() - start
-    print(f"SavedModel calls alone on pre-serialized batches of {args.batch_size}: {rows / seconds:,.0f} rows/s", flush=True)
+    print(
+        f"SavedModel calls alone on pre-serialized batches of {args.batch_size}: {rows / seconds:,.0f} rows/s",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ from serving.servable import list_versions
 
 def in_process(export_dir: str, examples: list[bytes], batch_size: int, seconds: float) -> dict:
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
-    batches = [tf.constant(examples[i : i + batch_size]) for i in range(0, len(examples) - batch_size + 1, batch_size)][:64]
+    batches = [tf.constant(examples[i : i + batch_size]) for i in range(0, len(examples) - batch_size + 1, batch_size)][
+        :64
+    ]
     serve(examples=batches[0])
     latencies, deadline, index = [], time.perf_counter() + seconds, 0
     while time.perf_counter() < deadline:
@@ -35,7 +37,11 @@ def in_process(export_dir: str, examples: list[bytes], batch_size: int, seconds:
         latencies.append(1000 * (time.perf_counter() - begin))
         index += 1
     elapsed = sum(latencies) / 1000
-    return {"p50_ms": np.percentile(latencies, 50), "p99_ms": np.percentile(latencies, 99), "qps": len(latencies) / elapsed}
+    return {
+        "p50_ms": np.percentile(latencies, 50),
+        "p99_ms": np.percentile(latencies, 99),
+        "qps": len(latencies) / elapsed,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,15 +56,18 @@ def main(argv: list[str] | None = None) -> None:
         for batch_size in (1, 256):
             floor = in_process(export_dir, examples, batch_size, args.seconds)
             print(
-                f"batch {batch_size:>3}, in-process SavedModel: p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f} ms, "
+                f"batch {batch_size:>3}, in-process SavedModel: p50 {floor['p50_ms']:.2f} ms, p99 "
+                f"{floor['p99_ms']:.2f} ms, "
                 f"{floor['qps']:,.0f} calls/s = {floor['qps'] * batch_size:,.0f} predictions/s",
                 flush=True,
             )
             for clients in (1, 8):
                 result = run_load(server.target, "featnet", examples, clients, args.seconds, batch_size)
                 print(
-                    f"batch {batch_size:>3}, {clients} client(s) over gRPC: p50 {result['p50_ms']:.2f} ms, p95 {result['p95_ms']:.2f} ms, "
-                    f"p99 {result['p99_ms']:.2f} ms, {result['qps']:,.0f} QPS = {result['predictions_per_second']:,.0f} predictions/s, "
+                    f"batch {batch_size:>3}, {clients} client(s) over gRPC: p50 {result['p50_ms']:.2f} ms, p95 "
+                    f"{result['p95_ms']:.2f} ms, "
+                    f"p99 {result['p99_ms']:.2f} ms, {result['qps']:,.0f} QPS = "
+                    f"{result['predictions_per_second']:,.0f} predictions/s, "
                     f"errors {result['errors'] or 0}",
                     flush=True,
                 )

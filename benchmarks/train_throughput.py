@@ -25,7 +25,14 @@ import tempfile
 
 SETTINGS = {
     "1 replica (one_device)": ["--strategy", "one_device", "--set", "data.batch_size=1024"],
-    "2 replicas (mirrored, 2 logical CPUs)": ["--strategy", "mirrored", "--logical_cpus", "2", "--set", "data.batch_size=512"],
+    "2 replicas (mirrored, 2 logical CPUs)": [
+        "--strategy",
+        "mirrored",
+        "--logical_cpus",
+        "2",
+        "--set",
+        "data.batch_size=512",
+    ],
 }
 
 
@@ -33,16 +40,31 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True)
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--experiments", default="featnet_criteo", help="comma-separated named experiments")
+    parser.add_argument("--experiments", default="featnet", help="comma-separated named experiments")
     parser.add_argument("--settings", default="1,2", help="which settings: 1 (one replica), 2 (two), or both")
     args = parser.parse_args(argv)
     chosen = [list(SETTINGS)[int(index) - 1] for index in args.settings.split(",")]
     for experiment, label in ((e, label) for e in args.experiments.split(",") for label in chosen):
         flags = SETTINGS[label]
         with tempfile.TemporaryDirectory() as run_dir:
-            command = [sys.executable, "-m", "featnet_tf.train", "--experiment", experiment, "--data_dir", args.data_dir]
+            command = [
+                sys.executable,
+                "-m",
+                "featnet_tf.train",
+                "--experiment",
+                experiment,
+                "--data_dir",
+                args.data_dir,
+            ]
             command += ["--run_dir", os.path.join(run_dir, "run"), "--no_export"]
-            command += ["--set", "training.epochs=2", "--set", f"training.steps_per_epoch={args.steps}", "--set", "training.validation_steps=1"]
+            command += [
+                "--set",
+                "training.epochs=2",
+                "--set",
+                f"training.steps_per_epoch={args.steps}",
+                "--set",
+                "training.validation_steps=1",
+            ]
             command += ["--set", "training.early_stopping_patience=5"] + flags
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode:
@@ -51,7 +73,11 @@ def main(argv: list[str] | None = None) -> None:
                 history = json.load(stream)
         seconds = history["epoch_seconds"][1]
         examples = args.steps * history["global_batch_size"]
-        print(f"{experiment}, {label}: global batch {history['global_batch_size']}, {examples / seconds:,.0f} examples/s ({1000 * seconds / args.steps:.0f} ms/step)", flush=True)
+        print(
+            f"{experiment}, {label}: global batch {history['global_batch_size']}, {examples / seconds:,.0f} "
+            f"examples/s ({1000 * seconds / args.steps:.0f} ms/step)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -64,7 +64,9 @@ class PruningAccumulator:
             fields, entries = subset_weights.shape[2], interaction_scores.shape[2] * interaction_scores.shape[3]
             self.threshold_instances += len(subset_weights)
             self.fsgn_relu_zeros += (subset_probabilities == 0).sum(axis=(0, 2)) / fields
-            self.fsgn_threshold_pruned += ((subset_probabilities != 0) & (subset_weights == 0)).sum(axis=(0, 2)) / fields
+            self.fsgn_threshold_pruned += ((subset_probabilities != 0) & (subset_weights == 0)).sum(
+                axis=(0, 2)
+            ) / fields
             self.sapn_relu_zeros += (relu_scores == 0).sum(axis=(0, 2, 3)) / entries
             self.sapn_threshold_pruned += ((relu_scores != 0) & (interaction_scores == 0)).sum(axis=(0, 2, 3)) / entries
         kept = subset_weights != 0  # B×S×M
@@ -136,7 +138,9 @@ def coverage_ratio(num_subsets: int, num_queries: int, num_fields: int) -> float
     return float(num_subsets * num_queries) / float(2.0**num_fields) if num_fields < 1024 else 0.0
 
 
-def analyze_batches(batches: Iterable[tuple[np.ndarray, ...]], field_names: Sequence[str], num_subsets: int, num_queries: int) -> dict[str, Any]:
+def analyze_batches(
+    batches: Iterable[tuple[np.ndarray, ...]], field_names: Sequence[str], num_subsets: int, num_queries: int
+) -> dict[str, Any]:
     """`batches` of ``(p^s, Score'')``, or ``(p^s, Score'', p, Score')``."""
     accumulator = PruningAccumulator(field_names, num_subsets, num_queries)
     for arrays in batches:

@@ -31,13 +31,14 @@ import sys
 import time
 from typing import Any, Sequence
 
-import featnet_tf  # noqa: F401  (selects legacy Keras)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf import config as config_lib
-from featnet_tf import train, training
+from featnet_tf import experiments, prepared_data, train, training
+from featnet_tf.models import MODELS
 
 DATASETS = ("criteo", "avazu", "frappe")
 
@@ -76,9 +77,9 @@ def inference_speed(run: training.Run, batch_size: int, calls: int) -> float:
 def run_cell(args: argparse.Namespace, model: str, seed: int, grid_point: dict[str, Any]) -> dict[str, Any]:
     label = "".join(f"_{key.split('.')[-1]}{value}" for key, value in grid_point.items())
     run_dir = os.path.join(args.output_dir, "runs", f"{model}{label}", f"seed{seed}")
-    experiment = f"{model}_{args.dataset}"
+    experiment = experiments.experiment_for(model, args.dataset)
     flags = cell_overrides(args, seed, grid_point)
-    config = config_lib.experiment(experiment, args.config, flags, **{"data.data_dir": args.data_dir})
+    config = experiments.experiment(experiment, args.config, flags, **{"data.data_dir": args.data_dir})
     cell_path = os.path.join(run_dir, "cell.json")
     if os.path.exists(cell_path):
         with open(cell_path) as stream:
@@ -86,7 +87,17 @@ def run_cell(args: argparse.Namespace, model: str, seed: int, grid_point: dict[s
         if cell["config_hash"] == config.config_hash():
             return {**cell, "resumed": True}
     keras.backend.clear_session()
-    command = ["--experiment", experiment, "--data_dir", args.data_dir, "--run_dir", run_dir, "--no_export", "--strategy", "one_device"]
+    command = [
+        "--experiment",
+        experiment,
+        "--data_dir",
+        args.data_dir,
+        "--run_dir",
+        run_dir,
+        "--no_export",
+        "--strategy",
+        "one_device",
+    ]
     command += [item for flag in flags for item in ("--set", flag)]
     if args.config:
         command += ["--config", args.config]
@@ -97,8 +108,7 @@ def run_cell(args: argparse.Namespace, model: str, seed: int, grid_point: dict[s
     with open(os.path.join(run_dir, "history.json")) as stream:
         history = json.load(stream)
     run = training.load_run(run_dir)
-    with tf.io.gfile.GFile(os.path.join(args.data_dir, "statistics.json")) as stream:
-        train_rows = json.load(stream)["splits"]["train"]["rows"]  # counted by pipelines.preprocess
+    train_rows = prepared_data.load_statistics(args.data_dir)["splits"]["train"]["rows"]  # counted by the pipeline
     steps_per_epoch = config.training.steps_per_epoch
     examples_per_epoch = steps_per_epoch * config.data.batch_size if steps_per_epoch else train_rows
     cell = {
@@ -111,7 +121,9 @@ def run_cell(args: argparse.Namespace, model: str, seed: int, grid_point: dict[s
         "best_epoch": metrics.get("best_epoch"),
         "cap_bound": len(history["epoch_seconds"]) >= config.training.epochs,
         "val_auc": max(history["history"]["val_auc"]),
-        "train_examples_per_second": examples_per_epoch * len(history["epoch_train_seconds"]) / sum(history["epoch_train_seconds"]),
+        "train_examples_per_second": examples_per_epoch
+        * len(history["epoch_train_seconds"])
+        / sum(history["epoch_train_seconds"]),
         "inference_examples_per_second_batch_1": inference_speed(run, 1, 200),
         "inference_examples_per_second_batch_1024": inference_speed(run, 1024, 10),
         "config_hash": config.config_hash(),
@@ -156,7 +168,8 @@ def write_outputs(output_dir: str, cells: list[dict[str, Any]], title: str) -> l
     lines = [
         f"### {title}",
         "",
-        "| model | valid AUC (mean) | test AUC (mean ± std) | test LogLoss (mean ± std) | best epochs | parameters | train ex/s "
+        "| model | valid AUC (mean) | test AUC (mean ± std) | test LogLoss (mean ± std) | best epochs | parameters | "
+        "train ex/s "
         "| infer ex/s @1 | infer ex/s @1024 | seeds |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -178,7 +191,13 @@ def write_outputs(output_dir: str, cells: list[dict[str, Any]], title: str) -> l
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4))
-    axis.bar([row["model"] for row in rows], [row["auc_mean"] for row in rows], yerr=[row["auc_std"] for row in rows], capsize=4, color="#4c72b0")
+    axis.bar(
+        [row["model"] for row in rows],
+        [row["auc_mean"] for row in rows],
+        yerr=[row["auc_std"] for row in rows],
+        capsize=4,
+        color="#4c72b0",
+    )
     low = min(row["auc_mean"] - row["auc_std"] for row in rows)
     high = max(row["auc_mean"] + row["auc_std"] for row in rows)
     axis.set_ylim(low - 0.2 * (high - low + 1e-3), high + 0.2 * (high - low + 1e-3))
@@ -225,7 +244,9 @@ def plot_sweep(output_dir: str, cells: list[dict[str, Any]], sweeps: dict[str, t
                 xs.append(value)
                 means.append(np.mean(aucs))
                 stds.append(np.std(aucs))
-        axis.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=f"{second.split('.')[-1]}={other}" if second else None)
+        axis.errorbar(
+            xs, means, yerr=stds, marker="o", capsize=3, label=f"{second.split('.')[-1]}={other}" if second else None
+        )
     axis.set_xlabel(first.split(".")[-1])
     axis.set_ylabel("test AUC")
     axis.set_title(f"{model}: effect of {' and '.join(k.split('.')[-1] for k in keys)} (cf. Fig. 5)")
@@ -239,17 +260,34 @@ def plot_sweep(output_dir: str, cells: list[dict[str, Any]], sweeps: dict[str, t
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m featnet_tf.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", help="a pipelines.preprocess output directory (not needed with --scaling)")
-    parser.add_argument("--dataset", choices=DATASETS, default="criteo", help="which named experiments (<model>_<dataset>) to start from")
-    parser.add_argument("--models", default=",".join(config_lib.MODEL_NAMES), help="comma-separated model names")
+    parser.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="criteo",
+        help="the dataset: `frappe` starts from the <model>_frappe experiments, the others from <model>",
+    )
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated model names")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2", help="sweep a model setting, e.g. num_subsets=2,5,10 (Fig. 5)")
-    parser.add_argument("--scaling", action="store_true", help="time and memory versus the number of fields instead of accuracy")
+    parser.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="sweep a model setting, e.g. num_subsets=2,5,10 (Fig. 5)",
+    )
+    parser.add_argument(
+        "--scaling", action="store_true", help="time and memory versus the number of fields instead of accuracy"
+    )
     parser.add_argument("--fields", default="39,100,200,400", help="numbers of fields M for --scaling")
     parser.add_argument("--batch_size", type=int, default=256, help="batch of the --scaling steps")
     parser.add_argument("--config", help="YAML overrides applied to every cell")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override for every cell")
-    parser.add_argument("--grid", action="store_true", help="every model over the paper's grid: D ∈ {8,16,32} × lr ∈ {1e-1..1e-4}")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override for every cell"
+    )
+    parser.add_argument(
+        "--grid", action="store_true", help="every model over the paper's grid: D ∈ {8,16,32} × lr ∈ {1e-1..1e-4}"
+    )
     parser.add_argument("--title", help="title of the table and chart")
     return parser.parse_args(argv)
 
@@ -257,7 +295,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
-    unknown = [name for name in models if name not in config_lib.MODEL_NAMES]
+    unknown = [name for name in models if name not in MODELS]
     if unknown or args.seeds <= 0:
         print(f"[benchmark] error: unknown models {unknown} or --seeds {args.seeds} <= 0", file=sys.stderr)
         return 2
@@ -272,7 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("[benchmark] error: --data_dir is required (except with --scaling)", file=sys.stderr)
         return 2
     sweeps = parse_sweeps(args.sweep)
-    grid = [dict(zip(config_lib.GRID, values)) for values in itertools.product(*config_lib.GRID.values())] if args.grid else [{}]
+    grid = (
+        [dict(zip(experiments.GRID, values)) for values in itertools.product(*experiments.GRID.values())]
+        if args.grid
+        else [{}]
+    )
     if sweeps:
         grid = [dict(zip(sweeps, values)) for values in itertools.product(*sweeps.values())]
     cells = []
@@ -281,12 +323,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells.append(cell)
         print(
             f"[benchmark] {cell['model']} seed {seed}: valid AUC {cell['val_auc']:.4f}, test AUC {cell['auc']:.4f}, "
-            f"LogLoss {cell['logloss']:.4f}, best epoch {cell['best_epoch']}/{cell['epochs']}{' (cap-bound)' if cell['cap_bound'] else ''}, "
+            f"LogLoss {cell['logloss']:.4f}, best epoch "
+            f"{cell['best_epoch']}/{cell['epochs']}{' (cap-bound)' if cell['cap_bound'] else ''}, "
             f"{cell['parameters']:,} params, {cell['train_examples_per_second']:,.0f} train ex/s"
             + (" (finished earlier)" if cell.get("resumed") else ""),
             flush=True,
         )
-    rows = write_outputs(args.output_dir, cells, args.title or f"{args.dataset}: {os.path.basename(os.path.normpath(args.data_dir))}")
+    rows = write_outputs(
+        args.output_dir, cells, args.title or f"{args.dataset}: {os.path.basename(os.path.normpath(args.data_dir))}"
+    )
     if sweeps:
         plot_sweep(args.output_dir, cells, sweeps, models[0])
     print(f"[benchmark] {len(rows)} models → {os.path.join(args.output_dir, 'table.md')}, results.csv, auc.png")

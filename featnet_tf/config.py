@@ -1,11 +1,13 @@
-"""Experiment configuration: frozen dataclasses, named experiments, overrides.
+"""Experiment configuration: the schema, its YAML and its overrides.
 
 An experiment is four frozen dataclasses (model, data, training, export) with
-defaults from the paper (§3.1.4). A named experiment (`featnet_criteo`, ...)
-is a starting point; a YAML file and ``--set section.key=value`` flags
-override it, and `resolve` validates the result, raising `ValueError` that
-names the offending value. The resolved config is written to the run
-directory and its hash goes into ``metrics.json``.
+defaults from the paper (§3.1.4). This module owns their fields, reading YAML
+and ``--set section.key=value`` flags, and `apply_overrides`, which validates
+every section but the model's own arguments, raising `ValueError` that names
+the offending value. It knows no model: `featnet_tf.experiments` (the named
+experiments) completes and checks the model section against the registry of
+`featnet_tf.models`. The resolved config is written to the run directory and
+its hash goes into ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -26,29 +28,29 @@ STRATEGIES = ("mirrored", "one_device", "multi_worker")
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The model: its name, the options every model shares, and its own
-    constructor arguments.
+    """The model: its name, the embedding options every model shares, and its
+    own constructor's arguments.
 
     Any ``model.KEY`` that is not one of the fields below is an argument of
     the chosen model's constructor and goes into `params`
-    (``--set model.num_subsets=8``); the model's own defaults (its
-    constructor's) apply to everything not given. An argument the model does
-    not take is an error naming the model and the argument.
+    (``--set model.num_subsets=8``, ``--set model.dropout=0.1``). Resolved
+    by `featnet_tf.experiments`, `params` holds every argument of the model
+    with its default taken from the registry (the constructor's, or the
+    variant's), so the saved config says everything the model was built
+    with; an argument the model does not take is an error naming the model
+    and the argument.
 
     Attributes:
         name: a registered model name (`featnet_tf.models.MODELS`).
         embedding_dim: D.
         embedding_l2: L2 penalty on the embedding tables (0 for none); every
             model takes it.
-        dropout: dropout rate of the model's DNN(s) or towers; null keeps the
-            model's own default. A model without dropout refuses it.
-        params: further keyword arguments of the model's constructor.
+        params: the keyword arguments of the model's constructor.
     """
 
     name: str = "featnet"
     embedding_dim: int = 16
     embedding_l2: float = 0.0
-    dropout: float | None = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -56,8 +58,6 @@ class ModelConfig:
         kwargs: dict[str, Any] = {"embedding_dim": self.embedding_dim, **self.params}
         if self.embedding_l2:
             kwargs["embeddings_regularizer"] = {"class_name": "L2", "config": {"l2": self.embedding_l2}}
-        if self.dropout is not None:
-            kwargs["dropout"] = self.dropout
         return kwargs
 
 
@@ -148,40 +148,9 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
-    @classmethod
-    def from_dict(cls, config: Mapping[str, Any]) -> "ExperimentConfig":
-        return resolve(cls(), flatten(config))
-
     def config_hash(self) -> str:
         """12 hex digits identifying this resolved configuration."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
-
-
-# The models of `featnet_tf.models.MODELS`, FeatNet first.
-MODEL_NAMES = ("featnet", "featnet_eq13", "lr", "fm", "deepfm", "xdeepfm", "autoint", "autoint_plus", "afn", "afn_plus", "fibinet", "dcnv2")
-
-# Frappe is small (~290k rows in BARS Frappe_x1); a larger learning rate
-# converges within a CPU budget, and early stopping guards against overfitting.
-FRAPPE_TRAINING = TrainingConfig(learning_rate=1e-3, epochs=30, early_stopping_patience=3)
-
-# `<model>_criteo`, `<model>_avazu`, `<model>_frappe` for every model: FeatNet
-# with the paper's §3.1.4 settings; each baseline with its own paper's
-# defaults (its constructor's) and the paper's D=16, lr 1e-4. BARS' tuned
-# per-model settings are not reproduced here: run the paper's grid with
-# `featnet_tf.benchmark --grid` instead.
-EXPERIMENTS: dict[str, ExperimentConfig] = {}
-for _name in MODEL_NAMES:
-    _model = ModelConfig(name=_name)
-    EXPERIMENTS[f"{_name}_criteo"] = ExperimentConfig(model=_model)
-    EXPERIMENTS[f"{_name}_avazu"] = ExperimentConfig(model=_model)
-    EXPERIMENTS[f"{_name}_frappe"] = ExperimentConfig(model=_model, training=FRAPPE_TRAINING)
-
-# The paper's grid for every baseline (§3.1.4).
-GRID = {"model.embedding_dim": (8, 16, 32), "training.learning_rate": (1e-1, 1e-2, 1e-3, 1e-4)}
-
-
-def register_experiment(name: str, config: ExperimentConfig) -> None:
-    EXPERIMENTS[name] = config
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -267,8 +236,9 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     raise ValueError(f"`{key}` must be a mapping. Received: {value!r}")
 
 
-def resolve(base: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentConfig:
-    """`base` with dotted `overrides` applied, validated."""
+def apply_overrides(base: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentConfig:
+    """`base` with dotted `overrides` applied, validated but for the model's
+    own arguments (see `featnet_tf.experiments.resolve`)."""
     sections = {field.name: getattr(base, field.name) for field in dataclasses.fields(base)}
     changes: dict[str, dict[str, Any]] = {name: {} for name in sections}
     model_params = dict(base.model.params)
@@ -279,8 +249,8 @@ def resolve(base: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentC
         if section not in sections or not name:
             raise ValueError(f"Unknown config key `{key}`. Sections: {sorted(sections)}")
         hints = typing.get_type_hints(type(sections[section]))
-        if section == "model" and name not in hints:
-            model_params[name] = list(value) if isinstance(value, tuple) else value  # checked against the model in `validate`
+        if section == "model" and name not in hints:  # a constructor argument, checked by the model registry
+            model_params[name] = list(value) if isinstance(value, tuple) else value
             continue
         if name not in hints:
             raise ValueError(f"Unknown config key `{key}`. Keys of `{section}`: {sorted(hints)}")
@@ -293,7 +263,8 @@ def resolve(base: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentC
 
 
 def validate(config: ExperimentConfig) -> None:
-    """Raises `ValueError` naming the first invalid value."""
+    """Raises `ValueError` naming the first invalid value of every section
+    but the model's own arguments, which the model registry checks."""
     positive = {
         "model.embedding_dim": config.model.embedding_dim,
         "data.batch_size": config.data.batch_size,
@@ -311,12 +282,12 @@ def validate(config: ExperimentConfig) -> None:
         value = getattr(config.training, key)
         if value is not None and value <= 0:
             raise ValueError(f"`training.{key}` must be positive or null. Received: training.{key}={value}")
-    if config.model.dropout is not None and not 0.0 <= config.model.dropout < 1.0:
-        raise ValueError(f"`model.dropout` must be in [0, 1). Received: model.dropout={config.model.dropout}")
     if config.model.embedding_l2 < 0:
         raise ValueError(f"`model.embedding_l2` must be >= 0. Received: model.embedding_l2={config.model.embedding_l2}")
     if not 0.0 < config.training.decay_rate <= 1.0:
-        raise ValueError(f"`training.decay_rate` must be in (0, 1]. Received: training.decay_rate={config.training.decay_rate}")
+        raise ValueError(
+            f"`training.decay_rate` must be in (0, 1]. Received: training.decay_rate={config.training.decay_rate}"
+        )
     if config.training.plateau_patience < 0 or config.training.min_learning_rate < 0:
         raise ValueError(
             "`training.plateau_patience` and `training.min_learning_rate` must be >= 0. Received: "
@@ -327,34 +298,17 @@ def validate(config: ExperimentConfig) -> None:
             f"`training.early_stopping_patience` must be >= 0. Received: {config.training.early_stopping_patience}"
         )
     if config.training.schedule not in SCHEDULES:
-        raise ValueError(f"`training.schedule` must be one of {SCHEDULES}. Received: training.schedule={config.training.schedule!r}")
+        raise ValueError(
+            f"`training.schedule` must be one of {SCHEDULES}. Received: training.schedule={config.training.schedule!r}"
+        )
     if config.training.strategy not in STRATEGIES:
-        raise ValueError(f"`training.strategy` must be one of {STRATEGIES}. Received: training.strategy={config.training.strategy!r}")
+        raise ValueError(
+            f"`training.strategy` must be one of {STRATEGIES}. Received: training.strategy={config.training.strategy!r}"
+        )
     if config.export.warmup_examples < 0:
         raise ValueError(f"`export.warmup_examples` must be >= 0. Received: {config.export.warmup_examples}")
-    from featnet_tf.models import check_model_arguments  # the registry imports TensorFlow; only validation needs it
-
-    check_model_arguments(config.model.name, config.model.model_kwargs())
-
-
-def experiment(name: str, yaml_path: str | None = None, assignments: Sequence[str] = (), **overrides: Any) -> ExperimentConfig:
-    """A named experiment with a YAML file's and flags' overrides applied (in
-    that order; ``overrides`` last)."""
-    if name not in EXPERIMENTS:
-        raise ValueError(f"Unknown experiment {name!r}. Known experiments: {sorted(EXPERIMENTS)}")
-    flat: dict[str, Any] = {}
-    if yaml_path:
-        flat.update(load_yaml(yaml_path))
-    flat.update(parse_set_flags(assignments))
-    flat.update(overrides)
-    return resolve(EXPERIMENTS[name], flat)
 
 
 def save(config: ExperimentConfig, path: str) -> None:
     with open(path, "w", encoding="utf-8") as stream:
         yaml.safe_dump(config.to_dict(), stream, sort_keys=False)
-
-
-def load(path: str) -> ExperimentConfig:
-    with open(path, encoding="utf-8") as stream:
-        return ExperimentConfig.from_dict(parse_yaml(stream))

@@ -9,23 +9,10 @@ includes that transform.
 
 from __future__ import annotations
 
-import json
-import os
-
 import tensorflow as tf
 
 from featnet_tf.features import FeatureSpec
-
-SPLITS = ("train", "valid", "test")
-
-
-def load_feature_spec(output_dir: str) -> FeatureSpec:
-    """The resolved FeatureSpec written by `pipelines.preprocess`."""
-    path = os.path.join(output_dir, "feature_spec.json")
-    if not tf.io.gfile.exists(path):
-        raise ValueError(f"{output_dir} is not a preprocessing output directory: {path} does not exist")
-    with tf.io.gfile.GFile(path) as stream:
-        return FeatureSpec.from_dict(json.load(stream))
+from featnet_tf.prepared_data import load_feature_spec, split_files
 
 
 def parsing_spec(spec: FeatureSpec, with_label: bool = True) -> dict:
@@ -33,26 +20,15 @@ def parsing_spec(spec: FeatureSpec, with_label: bool = True) -> dict:
     parse as NaN and missing categoricals as "" (both map to missing ids)."""
     features = {}
     for field in spec.fields:
-        if field.kind == "categorical":
-            features[field.name] = tf.io.FixedLenFeature([], tf.string, default_value="")
-        elif field.kind == "numeric":
-            features[field.name] = tf.io.FixedLenFeature([], tf.float32, default_value=float("nan"))
-        elif field.kind == "multi_hot":
-            features[field.name] = tf.io.RaggedFeature(tf.string, row_splits_dtype=tf.int64)
+        kind = field.field_kind
+        if kind.multivalued and not kind.fixed_length:
+            features[field.name] = tf.io.RaggedFeature(kind.raw_dtype, row_splits_dtype=tf.int64)
         else:
-            features[field.name] = tf.io.FixedLenFeature([field.dimension], tf.float32, default_value=[field.default] * field.dimension)
+            shape = list(kind.raw_shape(field))
+            features[field.name] = tf.io.FixedLenFeature(shape, kind.raw_dtype, default_value=kind.missing_value(field))
     if with_label:
         features[spec.label] = tf.io.FixedLenFeature([], tf.int64)
     return features
-
-
-def split_files(output_dir: str, split: str) -> list[str]:
-    if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}. Expected one of {SPLITS}.")
-    files = sorted(tf.io.gfile.glob(os.path.join(output_dir, split, "part-*.tfrecord.gz")))
-    if not files:
-        raise ValueError(f"No TFRecords for split {split!r} under {output_dir}")
-    return files
 
 
 def make_dataset(

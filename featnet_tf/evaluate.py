@@ -14,12 +14,13 @@ from typing import Sequence
 
 import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf import training
+from featnet_tf.prepared_data import SPLITS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m featnet_tf.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--run_dir", required=True)
-    parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    parser.add_argument("--split", default="test", choices=SPLITS)
     args = parser.parse_args(argv)
     try:
         run = training.load_run(args.run_dir)

@@ -30,7 +30,6 @@ MISSING_ID = 0
 OOV_ID = 1
 NUM_RESERVED_IDS = 2
 
-FIELD_KINDS = ("numeric", "categorical", "multi_hot", "dense_vector")
 NUMERIC_TRANSFORMS = ("log_square_bucket", "log_normalize", "identity")
 POOLINGS = ("mean", "sum")
 
@@ -69,6 +68,186 @@ def numeric_token(value: float) -> str:
 def log_normalize(value: float) -> float:
     """Signed log scaling ``sign(x)·ln(1 + |x|)`` for value-scaled numerics."""
     return math.copysign(math.log1p(abs(value)), value)
+
+
+class BadValueError(ValueError):
+    """A raw cell that cannot be a value of its field; the message names the field."""
+
+
+# === Field kinds ===
+
+
+class FieldKind:
+    """One kind of field, described once for every stage that handles it.
+
+    A kind says what its raw values are (the dtype and shape of the raw
+    tensor in TFRecords, `predict_raw` and `tf.io.parse_example`), how a raw
+    text cell becomes one, how it is written into a `tf.train.Example`, which
+    vocabulary tokens it has, and what `FeatureTransform` hands
+    `FieldEmbedding` for it (`model_input`). The pipeline, the `tf.data`
+    parsing spec, the export's signature, the schema and both layers read
+    these attributes instead of switching on the kind's name, so a new kind is
+    one more subclass here (and, for a new `model_input`, one more branch in
+    the two layers).
+
+    Attributes:
+        name: the ``kind`` of a `Field`.
+        raw_dtype: ``"string"`` (stored in a ``bytes_list``) or ``"float32"``
+            (a ``float_list``).
+        fixed_length: for a list kind, whether every row has `dimension`
+            values (else the list is ragged).
+        model_input: ``"scalar"`` (one id or value per row), ``"id_list"``
+            (`max_length` padded ids, pooled per Eq. 1) or ``"vector"``
+            (`dimension` floats, projected to D).
+    """
+
+    name: str
+    raw_dtype: str
+    model_input: str = "scalar"
+    fixed_length: bool = False
+
+    @property
+    def multivalued(self) -> bool:
+        """Whether a row holds a list of values."""
+        return self.model_input != "scalar"
+
+    @property
+    def example_list(self) -> str:
+        """The `tf.train.Feature` list that holds the values."""
+        return "bytes_list" if self.raw_dtype == "string" else "float_list"
+
+    def raw_shape(self, field: "Field") -> tuple[int | None, ...]:
+        """The shape of one row's raw value: ``()``, ``(None,)`` (ragged) or ``(dimension,)``."""
+        if not self.multivalued:
+            return ()
+        return (field.dimension,) if self.fixed_length else (None,)
+
+    def missing_value(self, field: "Field") -> Any:
+        """The raw value of a missing row when a fixed-shape tensor needs one."""
+        raise NotImplementedError
+
+    def validate(self, field: "Field") -> None:
+        """Raises `ValueError` for options this kind does not take."""
+        _require(
+            field.transform is None,
+            f"`transform` applies to numeric fields only; field `{field.name}` is {self.name}. "
+            f"Received: transform={field.transform!r}",
+        )
+
+    def uses_tokens(self, field: "Field") -> bool:
+        """Whether the values are tokens mapped to embedding ids."""
+        return self.raw_dtype == "string"
+
+    def parse_cell(self, field: "Field", cell: str) -> Any:
+        """A raw text cell as the TFRecord holds it; `BadValueError` naming the field."""
+        raise NotImplementedError
+
+    def is_missing(self, value: Any) -> bool:
+        return value is None or value == "" or value == []
+
+    def example_values(self, value: Any) -> list:
+        """A present value as the items of its `example_list`."""
+        values = value if isinstance(value, list) else [value]
+        return [item.encode("utf-8") for item in values] if self.raw_dtype == "string" else values
+
+    def tokens(self, field: "Field", value: Any) -> list[str]:
+        """The vocabulary tokens of one parsed value (empty when missing)."""
+        if self.is_missing(value):
+            return []
+        return value if isinstance(value, list) else [value]
+
+
+def _number(field: "Field", cell: str) -> float:
+    try:
+        value = float(cell)
+    except ValueError:
+        raise BadValueError(f"field {field.name}: {cell!r} is not a number") from None
+    if not math.isfinite(value):
+        raise BadValueError(f"field {field.name}: {cell!r} is not finite")
+    return to_float32(value)
+
+
+class CategoricalKind(FieldKind):
+    """One string token per row ("" when missing)."""
+
+    name, raw_dtype = "categorical", "string"
+
+    def missing_value(self, field: "Field") -> Any:
+        return ""
+
+    def parse_cell(self, field: "Field", cell: str) -> str:
+        return cell
+
+
+class NumericKind(FieldKind):
+    """One float per row (absent when missing): bucketized into tokens
+    (`log_square_bucket`) or a value-scaled field vector."""
+
+    name, raw_dtype = "numeric", "float32"
+
+    def missing_value(self, field: "Field") -> Any:
+        return float("nan")
+
+    def validate(self, field: "Field") -> None:
+        transform = field.transform or "log_square_bucket"
+        _require(
+            transform in NUMERIC_TRANSFORMS,
+            f"Unknown numeric transform for field `{field.name}`: "
+            f"transform={field.transform!r}. Expected one of {NUMERIC_TRANSFORMS}.",
+        )
+        object.__setattr__(field, "transform", transform)
+
+    def uses_tokens(self, field: "Field") -> bool:
+        return field.transform == "log_square_bucket"
+
+    def parse_cell(self, field: "Field", cell: str) -> float | None:
+        return None if cell == "" else _number(field, cell)
+
+    def tokens(self, field: "Field", value: Any) -> list[str]:
+        # `parse_cell` already rounded the value to float32, as the TFRecord
+        # holds it: `numeric_token` without its rounding step.
+        if value is None or not self.uses_tokens(field):
+            return []
+        return [str(log_square_bucket(value))]
+
+
+class MultiHotKind(FieldKind):
+    """A list of string tokens per row, split on `separator` (empty when missing)."""
+
+    name, raw_dtype, model_input = "multi_hot", "string", "id_list"
+
+    def parse_cell(self, field: "Field", cell: str) -> list[str]:
+        return [token for token in cell.split(field.separator) if token] if cell else []
+
+
+class DenseVectorKind(FieldKind):
+    """`dimension` floats per row, split on `separator` (absent when missing)."""
+
+    name, raw_dtype, model_input, fixed_length = "dense_vector", "float32", "vector", True
+
+    def missing_value(self, field: "Field") -> Any:
+        return [field.default] * field.dimension
+
+    def validate(self, field: "Field") -> None:
+        super().validate(field)
+        _require(
+            field.dimension is not None and field.dimension > 0,
+            f"Dense vector field `{field.name}` needs a positive `dimension`. Received: dimension={field.dimension}",
+        )
+
+    def parse_cell(self, field: "Field", cell: str) -> list[float] | None:
+        if cell == "":
+            return None
+        parts = cell.split(field.separator)
+        if len(parts) != field.dimension:
+            raise BadValueError(f"field {field.name}: expected {field.dimension} values, found {len(parts)}")
+        return [_number(field, part) for part in parts]
+
+
+KINDS: dict[str, FieldKind] = {
+    kind.name: kind for kind in (NumericKind(), CategoricalKind(), MultiHotKind(), DenseVectorKind())
+}
+FIELD_KINDS = tuple(KINDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,26 +299,12 @@ class Field:
         _require(bool(self.name), f"A field needs a name. Received: name={self.name!r}")
         _require(
             self.kind in FIELD_KINDS,
-            f"Unknown field kind for field `{self.name}`: kind={self.kind!r}. "
-            f"Expected one of {FIELD_KINDS}.",
+            f"Unknown field kind for field `{self.name}`: kind={self.kind!r}. Expected one of {FIELD_KINDS}.",
         )
-        if self.kind == "numeric":
-            transform = self.transform or "log_square_bucket"
-            _require(
-                transform in NUMERIC_TRANSFORMS,
-                f"Unknown numeric transform for field `{self.name}`: "
-                f"transform={self.transform!r}. Expected one of {NUMERIC_TRANSFORMS}.",
-            )
-            object.__setattr__(self, "transform", transform)
-        elif self.transform is not None:
-            raise ValueError(
-                f"`transform` applies to numeric fields only; field `{self.name}` "
-                f"is {self.kind}. Received: transform={self.transform!r}"
-            )
+        self.field_kind.validate(self)
         _require(
             self.vocabulary_size is None or self.vocabulary_size >= 0,
-            f"`vocabulary_size` of field `{self.name}` must be >= 0. "
-            f"Received: vocabulary_size={self.vocabulary_size}",
+            f"`vocabulary_size` of field `{self.name}` must be >= 0. Received: vocabulary_size={self.vocabulary_size}",
         )
         for name in ("hash_buckets", "top_k"):
             value = getattr(self, name)
@@ -159,30 +324,26 @@ class Field:
             self.pooling in POOLINGS,
             f"Unknown pooling for field `{self.name}`: pooling={self.pooling!r}. Expected one of {POOLINGS}.",
         )
-        if self.kind == "dense_vector":
-            _require(
-                self.dimension is not None and self.dimension > 0,
-                f"Dense vector field `{self.name}` needs a positive `dimension`. "
-                f"Received: dimension={self.dimension}",
-            )
         if self.hash_buckets is not None:
             _require(
                 self.uses_tokens,
-                f"`hash_buckets` applies to categorical and multi-hot fields; field "
-                f"`{self.name}` is {self.kind}.",
+                f"`hash_buckets` applies to categorical and multi-hot fields; field `{self.name}` is {self.kind}.",
             )
+
+    @property
+    def field_kind(self) -> FieldKind:
+        """What the field's kind is, for every stage (see `FieldKind`)."""
+        return KINDS[self.kind]
 
     @property
     def uses_tokens(self) -> bool:
         """Whether the field's values are tokens mapped to embedding ids."""
-        return self.kind in ("categorical", "multi_hot") or (
-            self.kind == "numeric" and self.transform == "log_square_bucket"
-        )
+        return self.field_kind.uses_tokens(self)
 
     @property
     def is_value_scaled(self) -> bool:
-        """Numeric field embedded as ``value · e_field`` rather than looked up."""
-        return self.kind == "numeric" and not self.uses_tokens
+        """A scalar float embedded as ``value · e_field`` rather than looked up."""
+        return self.field_kind.model_input == "scalar" and not self.uses_tokens
 
     @property
     def uses_vocabulary(self) -> bool:
@@ -197,19 +358,14 @@ class Field:
             return self.hash_buckets + NUM_RESERVED_IDS
         if self.vocabulary_size is None:
             raise ValueError(
-                f"Field `{self.name}` has no vocabulary yet: run the preprocessing "
-                "pipeline or set `vocabulary_size`."
+                f"Field `{self.name}` has no vocabulary yet: run the preprocessing pipeline or set `vocabulary_size`."
             )
         return self.vocabulary_size + NUM_RESERVED_IDS
 
     def to_dict(self) -> dict[str, Any]:
         defaults = {f.name: f.default for f in dataclasses.fields(Field)}
         values = dataclasses.asdict(self)
-        return {
-            key: value
-            for key, value in values.items()
-            if key in ("name", "kind") or value != defaults[key]
-        }
+        return {key: value for key, value in values.items() if key in ("name", "kind") or value != defaults[key]}
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> "Field":
@@ -294,10 +450,7 @@ class FeatureSpec:
     def replace_field(self, name: str, **changes: Any) -> "FeatureSpec":
         """A copy with one field's attributes changed."""
         self[name]  # raises a KeyError naming the field when it is unknown
-        fields = tuple(
-            dataclasses.replace(field, **changes) if field.name == name else field
-            for field in self.fields
-        )
+        fields = tuple(dataclasses.replace(field, **changes) if field.name == name else field for field in self.fields)
         return dataclasses.replace(self, fields=fields)
 
     def vocabulary_path(self, field: Field, spec_dir: str) -> str:
@@ -367,58 +520,27 @@ def _parse(text: str, path: str) -> Any:
     return json.loads(text)
 
 
-# === Well-known datasets ===
-
-CRITEO_NUMERIC = tuple(f"I{i}" for i in range(1, 14))
-CRITEO_CATEGORICAL = tuple(f"C{i}" for i in range(1, 27))
+# === Helpers ===
 
 
-def criteo_spec(min_count: int = 2) -> FeatureSpec:
-    """Criteo DAC: label, 13 integer and 26 categorical columns, tab-separated.
-
-    Numerics use the BARS Criteo_x4 bucketization; every vocabulary keeps
-    tokens seen at least `min_count` times in train (BARS x4 uses 2).
-    """
-    fields = [Field(name, "numeric", transform="log_square_bucket", min_count=min_count) for name in CRITEO_NUMERIC]
-    fields += [Field(name, "categorical", min_count=min_count) for name in CRITEO_CATEGORICAL]
+def categorical_spec(
+    fields: int | Iterable[str],
+    vocabulary_size: int | None = None,
+    label: str = "label",
+    min_count: int = 1,
+    input_format: InputFormat | None = None,
+) -> FeatureSpec:
+    """A spec of M categorical fields: the given names, or ``f0 .. f{M-1}``
+    for a count; with `vocabulary_size` each field has that many ids (as
+    synthetic data, tests and benchmarks want), else the pipeline fills it
+    in (e.g. Frappe's ten fields)."""
+    names = [f"f{index}" for index in range(fields)] if isinstance(fields, int) else list(fields)
     return FeatureSpec(
-        fields=tuple(fields),
-        label="label",
-        input_format=InputFormat(
-            delimiter="\t",
-            header=False,
-            columns=("label",) + CRITEO_NUMERIC + CRITEO_CATEGORICAL,
-            label="label",
+        fields=tuple(
+            Field(name, "categorical", vocabulary_size=vocabulary_size, min_count=min_count) for name in names
         ),
-    )
-
-
-AVAZU_RAW_CATEGORICAL = (
-    "C1", "banner_pos", "site_id", "site_domain", "site_category", "app_id",
-    "app_domain", "app_category", "device_id", "device_ip", "device_model",
-    "device_type", "device_conn_type", "C14", "C15", "C16", "C17", "C18",
-    "C19", "C20", "C21",
-)
-AVAZU_TIME_FIELDS = ("hour", "weekday", "weekend")
-
-
-def avazu_spec(min_count: int = 2) -> FeatureSpec:
-    """Avazu: the BARS Avazu_x4 fields. `id` is dropped; the raw `hour`
-    (YYMMDDHH) becomes hour-of-day, weekday and is-weekend tokens."""
-    names = AVAZU_RAW_CATEGORICAL + AVAZU_TIME_FIELDS
-    return FeatureSpec(
-        fields=tuple(Field(name, "categorical", min_count=min_count) for name in names),
-        label="click",
-        input_format=InputFormat(delimiter=",", header=True, label="click", key="id"),
-    )
-
-
-def categorical_spec(names: Iterable[str], label: str, min_count: int = 1, **format_args: Any) -> FeatureSpec:
-    """A spec whose fields are all categorical (e.g. Frappe)."""
-    return FeatureSpec(
-        fields=tuple(Field(name, "categorical", min_count=min_count) for name in names),
         label=label,
-        input_format=InputFormat(label=label, **format_args),
+        input_format=input_format,
     )
 
 

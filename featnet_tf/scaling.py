@@ -47,20 +47,22 @@ def _rss_megabytes() -> float:
         return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def measure_cell(model_name: str, num_fields: int, batch_size: int, steps: int, ids_per_field: int = 1000) -> dict[str, Any]:
-    import featnet_tf  # noqa: F401
+def measure_cell(
+    model_name: str, num_fields: int, batch_size: int, steps: int, ids_per_field: int = 1000
+) -> dict[str, Any]:
     import tensorflow as tf
     import tf_keras as keras
 
-    from featnet_tf.features import FeatureSpec, Field
-    from featnet_tf.models import MODELS
+    import featnet_tf  # noqa: F401
+    from featnet_tf.features import categorical_spec
+    from featnet_tf.models import build_model
 
-    spec = FeatureSpec(tuple(Field(f"f{i}", "categorical", vocabulary_size=ids_per_field) for i in range(num_fields)))
+    spec = categorical_spec(num_fields, ids_per_field)
     rng = np.random.default_rng(0)
     features = {f.name: tf.constant(rng.integers(0, f.num_ids, batch_size)) for f in spec.fields}
     labels = tf.constant(rng.integers(0, 2, (batch_size, 1)).astype(np.float32))
     before = _rss_megabytes()
-    model = MODELS[model_name](spec, **SCALING_SETTINGS[model_name])
+    model = build_model(model_name, spec, **SCALING_SETTINGS[model_name])
     model.compile(keras.optimizers.Adam(1e-4), keras.losses.BinaryCrossentropy(from_logits=True))
     step = tf.function(lambda x, y: model.train_step((x, y)))
     for _ in range(2):
@@ -87,12 +89,31 @@ def growth_exponent(fields: Sequence[int], values: Sequence[float]) -> float:
     return float(slope)
 
 
-def run_scaling(models: Sequence[str], fields: Sequence[int], output_dir: str, batch_size: int = 256, steps: int = 5, timeout: int = 600) -> list[dict]:
+def run_scaling(
+    models: Sequence[str],
+    fields: Sequence[int],
+    output_dir: str,
+    batch_size: int = 256,
+    steps: int = 5,
+    timeout: int = 600,
+) -> list[dict]:
     os.makedirs(output_dir, exist_ok=True)
     cells = []
     for model in models:
         for num_fields in fields:
-            command = [sys.executable, "-m", "featnet_tf.scaling", "--model", model, "--num_fields", str(num_fields), "--batch_size", str(batch_size), "--steps", str(steps)]
+            command = [
+                sys.executable,
+                "-m",
+                "featnet_tf.scaling",
+                "--model",
+                model,
+                "--num_fields",
+                str(num_fields),
+                "--batch_size",
+                str(batch_size),
+                "--steps",
+                str(steps),
+            ]
             try:
                 result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -100,7 +121,9 @@ def run_scaling(models: Sequence[str], fields: Sequence[int], output_dir: str, b
                 continue
             if result.returncode != 0:
                 reason = "killed (out of memory?)" if result.returncode < 0 else result.stderr.strip().splitlines()[-1]
-                print(f"[scaling] {model} M={num_fields}: failed with exit code {result.returncode}: {reason}", flush=True)
+                print(
+                    f"[scaling] {model} M={num_fields}: failed with exit code {result.returncode}: {reason}", flush=True
+                )
                 continue
             cell = json.loads(result.stdout.strip().splitlines()[-1])
             cells.append(cell)
@@ -126,7 +149,12 @@ def write_scaling_outputs(cells: list[dict], output_dir: str) -> None:
         writer.writeheader()
         writer.writerows(cells)
     fields = sorted({cell["num_fields"] for cell in cells})
-    lines = ["| model | " + " | ".join(f"M={m} ms/step" for m in fields) + " | time exponent k | peak MB at max M | memory exponent |", "|---" * (len(fields) + 4) + "|"]
+    lines = [
+        "| model | "
+        + " | ".join(f"M={m} ms/step" for m in fields)
+        + " | time exponent k | peak MB at max M | memory exponent |",
+        "|---" * (len(fields) + 4) + "|",
+    ]
     figure, axis = plt.subplots(figsize=(6, 4))
     for model in dict.fromkeys(cell["model"] for cell in cells):
         mine = sorted((cell for cell in cells if cell["model"] == model), key=lambda cell: cell["num_fields"])
@@ -137,7 +165,9 @@ def write_scaling_outputs(cells: list[dict], output_dir: str) -> None:
         km = growth_exponent(xs, memory) if len(xs) > 1 else float("nan")
         by_m = {cell["num_fields"]: cell["ms_per_step"] for cell in mine}
         lines.append(
-            f"| {model} | " + " | ".join(f"{by_m[m]:.1f}" if m in by_m else "—" for m in fields) + f" | {k:.2f} | {mine[-1]['peak_memory_mb']:.0f} | {km:.2f} |"
+            f"| {model} | "
+            + " | ".join(f"{by_m[m]:.1f}" if m in by_m else "—" for m in fields)
+            + f" | {k:.2f} | {mine[-1]['peak_memory_mb']:.0f} | {km:.2f} |"
         )
         axis.loglog(xs, times, marker="o", label=f"{model} (k={k:.2f})")
     axis.set_xlabel("number of fields M")
@@ -152,7 +182,9 @@ def write_scaling_outputs(cells: list[dict], output_dir: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m featnet_tf.scaling", description="Measure one (model, M) scaling cell; prints JSON.")
+    parser = argparse.ArgumentParser(
+        prog="python -m featnet_tf.scaling", description="Measure one (model, M) scaling cell; prints JSON."
+    )
     parser.add_argument("--model", required=True, choices=sorted(SCALING_SETTINGS))
     parser.add_argument("--num_fields", type=int, required=True)
     parser.add_argument("--batch_size", type=int, default=256)

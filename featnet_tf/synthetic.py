@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from featnet_tf.features import NUM_RESERVED_IDS, FeatureSpec, Field
+from featnet_tf.features import NUM_RESERVED_IDS, FeatureSpec, categorical_spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,8 +45,8 @@ def planted_interaction_data(
             f"interaction_order={interaction_order}"
         )
     rng = np.random.default_rng(seed)
-    names = tuple(f"f{index}" for index in range(num_fields))
-    spec = FeatureSpec(tuple(Field(name, "categorical", vocabulary_size=vocabulary_size) for name in names))
+    spec = categorical_spec(num_fields, vocabulary_size)
+    names = spec.names
     ids = rng.integers(NUM_RESERVED_IDS, vocabulary_size + NUM_RESERVED_IDS, size=(num_rows, num_fields))
     signs = rng.permutation(np.resize([-1.0, 1.0], (num_fields, vocabulary_size + NUM_RESERVED_IDS)), axis=1)
     product = np.prod(signs[np.arange(interaction_order), ids[:, :interaction_order]], axis=1)

@@ -1,7 +1,7 @@
 """`python -m featnet_tf.train`: train, evaluate, export and check a CTR model.
 
-    python -m featnet_tf.train --experiment featnet_criteo --data_dir /tmp/criteo_prep \
-        --run_dir runs/featnet_criteo [--config overrides.yaml] [--set model.num_subsets=8]
+    python -m featnet_tf.train --experiment featnet --data_dir /tmp/criteo_prep \
+        --run_dir runs/featnet [--config overrides.yaml] [--set model.num_subsets=8]
 
 Trains with `tf.distribute` (MirroredStrategy over all GPUs by default, the
 CPU when there is none), a Keras progress bar, TensorBoard logs, validation
@@ -22,12 +22,12 @@ import sys
 import time
 from typing import Sequence
 
-import featnet_tf  # noqa: F401  (selects legacy Keras)
 import tensorflow as tf
 import tf_keras as keras
 
+import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf import config as config_lib
-from featnet_tf import training
+from featnet_tf import experiments, export, training
 from featnet_tf.metrics import binary_auc, log_loss
 
 
@@ -65,7 +65,10 @@ class ExactValidation(keras.callbacks.Callback):
         logs["val_auc"] = binary_auc(labels, probabilities)
         logs["val_logloss"] = log_loss(labels, probabilities)
         self.seconds = time.perf_counter() - start
-        print(f"[train] epoch {epoch + 1}: exact validation AUC {logs['val_auc']:.4f}, LogLoss {logs['val_logloss']:.4f}", flush=True)
+        print(
+            f"[train] epoch {epoch + 1}: exact validation AUC {logs['val_auc']:.4f}, LogLoss {logs['val_logloss']:.4f}",
+            flush=True,
+        )
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -114,7 +117,7 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m featnet_tf.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--experiment", default="featnet_criteo", help=f"one of {sorted(config_lib.EXPERIMENTS)}")
+    parser.add_argument("--experiment", default="featnet", help=f"one of {sorted(experiments.EXPERIMENTS)}")
     parser.add_argument("--data_dir", help="a pipelines.preprocess output directory (sets data.data_dir)")
     parser.add_argument("--run_dir", required=True)
     parser.add_argument("--config", help="YAML file of overrides ({section: {key: value}})")
@@ -137,7 +140,7 @@ def resolve_config(args: argparse.Namespace) -> config_lib.ExperimentConfig:
         overrides["training.jit"] = True
     if args.mixed_precision:
         overrides["training.mixed_precision"] = True
-    return config_lib.experiment(args.experiment, args.config, args.set, **overrides)
+    return experiments.experiment(args.experiment, args.config, args.set, **overrides)
 
 
 def prepare_run_dir(run_dir: str, config: config_lib.ExperimentConfig) -> None:
@@ -147,7 +150,7 @@ def prepare_run_dir(run_dir: str, config: config_lib.ExperimentConfig) -> None:
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"The run directory {run_dir} is a file.")
     if os.path.exists(path):
-        existing = config_lib.load(path)
+        existing = experiments.load(path)
         if existing != config:
             raise ValueError(
                 f"{run_dir} holds a run with another config (hash {existing.config_hash()} vs {config.config_hash()}); "
@@ -162,7 +165,9 @@ def fit(run: training.Run, strategy: tf.distribute.Strategy, timer: EpochTimer) 
     config = run.config
     global_batch = config.data.batch_size * strategy.num_replicas_in_sync
     repeat = config.training.steps_per_epoch is not None
-    train = run.dataset("train", global_batch, repeat=repeat, shuffle_buffer=config.data.shuffle_buffer, seed=config.training.seed)
+    train = run.dataset(
+        "train", global_batch, repeat=repeat, shuffle_buffer=config.data.shuffle_buffer, seed=config.training.seed
+    )
     valid = run.dataset("valid", config.data.eval_batch_size, shuffle=False)
     timer.validation = ExactValidation(run, valid, config.training.validation_steps)
     plateau = []
@@ -180,17 +185,22 @@ def fit(run: training.Run, strategy: tf.distribute.Strategy, timer: EpochTimer) 
         ]
     callbacks = [
         timer.validation,
-        keras.callbacks.BackupAndRestore(run.path("backup"), save_freq=config.training.backup_every_steps, delete_checkpoint=True),
+        keras.callbacks.BackupAndRestore(
+            run.path("backup"), save_freq=config.training.backup_every_steps, delete_checkpoint=True
+        ),
         ResumeReport(),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(run.path("logs")),
         BestCheckpoint(run),
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.training.early_stopping_patience, min_delta=1e-5),
+        keras.callbacks.EarlyStopping(
+            monitor="val_auc", mode="max", patience=config.training.early_stopping_patience, min_delta=1e-5
+        ),
         *plateau,
         timer,
     ]
     print(
-        f"[train] {config.model.name}: {run.ranker.count_params():,} parameters, {strategy.num_replicas_in_sync} replica(s) "
+        f"[train] {config.model.name}: {run.ranker.count_params():,} parameters, {strategy.num_replicas_in_sync} "
+        "replica(s) "
         f"({type(strategy).__name__}), global batch {global_batch}",
         flush=True,
     )
@@ -244,15 +254,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.ranker.load_weights(run.path(training.BEST_WEIGHTS)).expect_partial()
     metrics = training.evaluate_run(run, "test")
     print(
-        f"[train] {steps} steps in {seconds:.0f} s; best epoch {metrics.get('best_epoch')}; test AUC {metrics['auc']:.4f}, "
+        f"[train] {steps} steps in {seconds:.0f} s; best epoch {metrics.get('best_epoch')}; test AUC "
+        f"{metrics['auc']:.4f}, "
         f"LogLoss {metrics['logloss']:.4f} on {metrics['examples']} rows → {run.path('metrics.json')}",
         flush=True,
     )
     if not args.no_export:
-        path, report = training.export_run(run)
+        path, report = export.export_run(run)
         print(
             f"[train] exported {path}; servability check passed: {report['ops']} stock ops, signatures "
-            f"{sorted(k for k in report['methods'] if not k.startswith('__'))}, max difference {max(report['max_abs_difference'].values()):.2g}",
+            f"{sorted(k for k in report['methods'] if not k.startswith('__'))}, max difference "
+            f"{max(report['max_abs_difference'].values()):.2g}",
             flush=True,
         )
     return 0

@@ -9,7 +9,8 @@ A run directory holds::
     logs/                 TensorBoard
     history.json          per-epoch metrics
     metrics.json          test AUC, LogLoss, examples, config hash
-    export/<version>/     SavedModels (unless export.export_base is set)
+    export/<version>/     SavedModels (unless export.export_base is set; written by
+                          `featnet_tf.export`, which this module does not import)
 
 Training feeds the ranking model with ids: the `FeatureTransform` runs in the
 `tf.data` pipeline (parallel, prefetched, and XLA-compatible for the model);
@@ -29,12 +30,13 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf import config as config_lib
-from featnet_tf import export as export_lib
-from featnet_tf.data import load_feature_spec, make_dataset, parsing_spec
+from featnet_tf import experiments
+from featnet_tf.data import make_dataset
 from featnet_tf.features import FeatureSpec
 from featnet_tf.layers.feature_transform import FeatureTransform
 from featnet_tf.metrics import binary_auc, log_loss
-from featnet_tf.models import MODELS, RawFeatureModel
+from featnet_tf.models import RawFeatureModel, build_model
+from featnet_tf.prepared_data import load_feature_spec
 
 CONFIG_FILE = "config.yaml"
 BEST_WEIGHTS = os.path.join("checkpoints", "best")
@@ -53,15 +55,17 @@ class Run:
         return os.path.join(self.run_dir, *parts)
 
     def serving_model(self) -> RawFeatureModel:
+        """Raw values in, logits out: the run's `FeatureTransform` in front of
+        its ranker, the one model `featnet_tf.saved_model` exports."""
         return RawFeatureModel(self.transform, self.ranker, name=f"{self.config.model.name}_raw")
 
     def dataset(self, split: str, batch_size: int, **kwargs: Any) -> tf.data.Dataset:
         """Batches of ``(ids for the ranker, label)``."""
         transform = self.transform
         dataset = make_dataset(self.config.data.data_dir, split, batch_size, spec=self.spec, **kwargs)
-        return dataset.map(lambda features, labels: (transform(features), labels), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-            tf.data.AUTOTUNE
-        )
+        return dataset.map(
+            lambda features, labels: (transform(features), labels), num_parallel_calls=tf.data.AUTOTUNE
+        ).prefetch(tf.data.AUTOTUNE)
 
 
 def make_strategy(name: str, logical_cpus: int = 0) -> tf.distribute.Strategy:
@@ -95,7 +99,9 @@ def learning_rate(training: config_lib.TrainingConfig):
     """Adam's learning rate: a schedule, or a constant (which
     ``schedule: plateau`` lowers from a callback, see `train.fit`)."""
     if training.schedule == "exponential":
-        return keras.optimizers.schedules.ExponentialDecay(training.learning_rate, training.decay_steps, training.decay_rate)
+        return keras.optimizers.schedules.ExponentialDecay(
+            training.learning_rate, training.decay_steps, training.decay_rate
+        )
     if training.schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(training.learning_rate, training.decay_steps)
     return training.learning_rate
@@ -111,7 +117,7 @@ def build_run(config: config_lib.ExperimentConfig, run_dir: str, strategy: tf.di
     if config.training.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     with strategy.scope():
-        ranker = MODELS[config.model.name](spec, **config.model.model_kwargs())
+        ranker = build_model(config.model.name, spec, **config.model.model_kwargs())
         sample, _ = next(iter(make_dataset(config.data.data_dir, "valid", 2, spec=spec, shuffle=False)))
         ranker(transform(sample))  # creates the variables under the strategy
         ranker.compile(
@@ -133,14 +139,16 @@ def load_run(run_dir: str) -> Run:
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if not os.path.exists(config_path):
         raise ValueError(f"{run_dir} is not a run directory: {config_path} does not exist.")
-    run = build_run(config_lib.load(config_path), run_dir)
+    run = build_run(experiments.load(config_path), run_dir)
     if not tf.io.gfile.glob(run.path(BEST_WEIGHTS) + ".index"):
         raise ValueError(f"{run_dir} has no trained weights ({run.path(BEST_WEIGHTS)}); train it first.")
     run.ranker.load_weights(run.path(BEST_WEIGHTS)).expect_partial()
     return run
 
 
-def predict(run: Run, split: str, dataset: tf.data.Dataset | None = None, predict_step=None) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    run: Run, split: str, dataset: tf.data.Dataset | None = None, predict_step=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Labels and predicted probabilities of every row of a split (or of the
     given batches of ``(ids, labels)``)."""
     labels, logits = [], []
@@ -170,17 +178,3 @@ def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
     with open(run.path("metrics.json"), "w") as stream:
         json.dump(metrics, stream, indent=2)
     return metrics
-
-
-def export_run(run: Run, export_base: str | None = None) -> tuple[str, dict[str, Any]]:
-    """Exports the run's model as the next version and checks its servability
-    against the training path's predictions for a few test rows."""
-    base = export_base or run.config.export.export_base or run.path("export")
-    files = sorted(tf.io.gfile.glob(os.path.join(run.config.data.data_dir, "test", "*.tfrecord.gz")))
-    rows = max(run.config.export.warmup_examples, 16)
-    examples = [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(rows)]
-    parsed = tf.io.parse_example(tf.constant(examples), parsing_spec(run.spec, with_label=False))
-    expected = tf.sigmoid(tf.reshape(run.serving_model()(parsed), [-1])).numpy()
-    path = export_lib.export_saved_model(run.serving_model(), run.spec, base, examples[: run.config.export.warmup_examples])
-    report = export_lib.check(path, run.spec, examples, expected)
-    return path, report

@@ -14,34 +14,47 @@ from typing import Any
 from tensorflow.core.example import example_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from featnet_tf.features import FeatureSpec, Field
+from featnet_tf.features import FeatureSpec
+
+
+class ExampleEncoder:
+    """Writes rows of one spec as `tf.train.Example`s; each field's list
+    (``bytes_list``/``float_list``) and encoding come from its kind
+    (`featnet_tf.features.FieldKind`), looked up once, not per row."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.label = spec.label
+        self.plan = [
+            (
+                field.name,
+                field.field_kind.example_list,
+                field.field_kind.raw_dtype == "string",
+                field.field_kind.multivalued,
+            )
+            for field in spec.fields
+        ]
+
+    def encode(self, values: dict[str, Any], label: int | None) -> example_pb2.Example:
+        """A `tf.train.Example` of one row's raw values (missing values omitted)."""
+        example = example_pb2.Example()
+        features = example.features.feature
+        if label is not None:
+            features[self.label].int64_list.value.append(int(label))
+        for name, list_name, is_string, multivalued in self.plan:
+            value = values.get(name)
+            if value is None or value == "" or value == []:
+                continue
+            items = getattr(features[name], list_name).value
+            if multivalued:
+                items.extend([token.encode("utf-8") for token in value] if is_string else value)
+            else:
+                items.append(value.encode("utf-8") if is_string else value)
+        return example
 
 
 def to_example(spec: FeatureSpec, values: dict[str, Any], label: int | None) -> example_pb2.Example:
-    """A `tf.train.Example` of one row's raw values (missing values omitted)."""
-    example = example_pb2.Example()
-    features = example.features.feature
-    if label is not None:
-        features[spec.label].int64_list.value.append(int(label))
-    for field in spec.fields:
-        value = values.get(field.name)
-        if value is None or value == "" or value == []:
-            continue
-        if field.kind == "categorical":
-            features[field.name].bytes_list.value.append(value.encode("utf-8"))
-        elif field.kind == "multi_hot":
-            features[field.name].bytes_list.value.extend(token.encode("utf-8") for token in value)
-        elif field.kind == "numeric":
-            features[field.name].float_list.value.append(value)
-        else:
-            features[field.name].float_list.value.extend(value)
-    return example
-
-
-def _feature_type(field: Field) -> int:
-    if field.kind in ("categorical", "multi_hot"):
-        return schema_pb2.BYTES
-    return schema_pb2.FLOAT
+    """One row as a `tf.train.Example` (for many rows, keep an `ExampleEncoder`)."""
+    return ExampleEncoder(spec).encode(values, label)
 
 
 def to_schema(spec: FeatureSpec) -> schema_pb2.Schema:
@@ -55,12 +68,13 @@ def to_schema(spec: FeatureSpec) -> schema_pb2.Schema:
     label.int_domain.min, label.int_domain.max = 0, 1
     label.int_domain.is_categorical = True
     for field in spec.fields:
-        feature = schema.feature.add(name=field.name, type=_feature_type(field))
+        kind = field.field_kind
+        feature_type = schema_pb2.BYTES if kind.raw_dtype == "string" else schema_pb2.FLOAT
+        feature = schema.feature.add(name=field.name, type=feature_type)
         feature.presence.min_count = 0
-        if field.kind == "multi_hot":
+        shape = kind.raw_shape(field)
+        if shape == (None,):  # a ragged list: at least one value when present
             feature.value_count.min = 1
-        elif field.kind == "dense_vector":
-            feature.value_count.min = feature.value_count.max = field.dimension
         else:
-            feature.value_count.min = feature.value_count.max = 1
+            feature.value_count.min = feature.value_count.max = shape[0] if shape else 1
     return schema

@@ -1,23 +1,23 @@
-"""Parsing raw rows and assigning splits: pure functions, no Beam.
+"""Parsing raw rows: pure functions, no Beam.
 
-`RowParser` turns one line of a raw file into a `Row` of field values, exactly
-as the TFRecords will hold them (raw values; the model owns vocabulary lookup
-and bucketization), or raises `BadRowError` with the reason. `assign_split`
-maps a row to train/valid/test with a seeded hash, identically on any runner.
+`RowParser` turns one line of a raw file of any `pipelines.formats` format
+into a `Row` of field values, exactly as the TFRecords will hold them (raw
+values; the model owns vocabulary lookup and bucketization), or raises
+`BadRowError` with the reason; its splitter (`pipelines.splits`) gives the
+row its split. How a cell of each field kind is parsed, and which vocabulary
+tokens a value has, is the kind's own (`featnet_tf.features.FIELD_KINDS`).
 """
 
 from __future__ import annotations
 
 import csv
-import datetime
-import math
 from typing import Any, Callable, NamedTuple
 
-from featnet_tf.features import FeatureSpec, Field, avazu_spec, criteo_spec, log_square_bucket, to_float32
-from pipelines.splits import SPLITS, BadRowError, HashSplit
+from featnet_tf.features import BadValueError, FeatureSpec, Field
+from pipelines.formats import Format, get_format
+from pipelines.splits import BadRowError, HashSplit
 
-FORMATS = ("criteo", "avazu", "csv")
-__all__ = ["FORMATS", "SPLITS", "BadRowError", "Row", "RowParser", "field_tokens", "spec_for_format"]
+__all__ = ["BadRowError", "Row", "RowParser", "field_tokens"]
 
 
 class Row(NamedTuple):
@@ -38,26 +38,12 @@ class Row(NamedTuple):
     split: str
 
 
-def spec_for_format(input_format: str, spec: FeatureSpec | None = None, min_count: int | None = None) -> FeatureSpec:
-    """The FeatureSpec of a built-in format, or the given one for `csv`."""
-    if input_format not in FORMATS:
-        raise ValueError(f"Unknown input format {input_format!r}. Expected one of {FORMATS}.")
-    if spec is None:
-        if input_format == "csv":
-            raise ValueError("The `csv` format needs a FeatureSpec file (--spec) describing its columns.")
-        builder = criteo_spec if input_format == "criteo" else avazu_spec
-        spec = builder() if min_count is None else builder(min_count)
-    if spec.input_format is None:
-        raise ValueError("The FeatureSpec needs an `input_format` (delimiter, header/columns, label).")
-    return spec
-
-
 class RowParser:
     """Parses lines of one input format into `Row`s.
 
     Args:
         spec: the resolved FeatureSpec, with its `input_format`.
-        input_format: `criteo`, `avazu` or `csv`.
+        input_format: a `pipelines.formats` name or `Format`.
         splitter: assigns each row its split (`pipelines.splits`); called
             with the line, its raw cells by column and its 0-based data-row
             position in its file. Default: the 8:1:1 hash split.
@@ -69,12 +55,12 @@ class RowParser:
     def __init__(
         self,
         spec: FeatureSpec,
-        input_format: str,
+        input_format: str | Format,
         splitter: Callable[[str, dict[str, str], int], str] = HashSplit(),
         labeled: bool = True,
     ) -> None:
         self.spec = spec
-        self.input_format = input_format
+        self.format = get_format(input_format)
         self.layout = spec.input_format
         self.splitter = splitter
         self.split_column: str | None = getattr(splitter, "column", None)
@@ -91,10 +77,7 @@ class RowParser:
 
     def required_columns(self) -> list[str]:
         needed = [self.layout.label] if self.labeled else []
-        if self.input_format == "avazu":
-            needed += [f.name for f in self.spec.fields if f.name not in ("weekday", "weekend")]
-        else:
-            needed += list(self.spec.names)
+        needed += self.format.field_columns(self.spec)
         if self.split_column:
             needed.append(self.split_column)
         return needed
@@ -117,8 +100,8 @@ class RowParser:
             raise BadRowError(f"expected {len(columns)} columns, found {len(cells)}")
         raw = dict(zip(columns, cells))
         label = parse_label(raw[self.layout.label]) if self.labeled else -1
-        if self.input_format == "avazu":
-            raw.update(expand_avazu_hour(raw["hour"]))
+        if self.format.derive is not None:
+            raw.update(self.format.derive(raw))
         values = {field.name: parse_value(field, raw[field.name]) for field in self.spec.fields}
         key = raw[self.layout.key] if self.layout.key else f"{source}:{line_number}"
         return Row(key, label, values, self.splitter(text, raw, position))
@@ -131,53 +114,13 @@ def parse_label(cell: str) -> int:
 
 
 def parse_value(field: Field, cell: str) -> Any:
-    """A raw cell as the TFRecord holds it, or `BadRowError` naming the field."""
-    if field.kind == "categorical":
-        return cell
-    if field.kind == "multi_hot":
-        return [token for token in cell.split(field.separator) if token] if cell else []
-    if field.kind == "numeric":
-        if cell == "":
-            return None
-        return _number(field, cell)
-    # dense_vector
-    if cell == "":
-        return None
-    parts = cell.split(field.separator)
-    if len(parts) != field.dimension:
-        raise BadRowError(f"field {field.name}: expected {field.dimension} values, found {len(parts)}")
-    return [_number(field, part) for part in parts]
-
-
-def _number(field: Field, cell: str) -> float:
+    """A raw cell as the TFRecord holds it (its kind's `parse_cell`), or `BadRowError` naming the field."""
     try:
-        value = float(cell)
-    except ValueError:
-        raise BadRowError(f"field {field.name}: {cell!r} is not a number") from None
-    if not math.isfinite(value):
-        raise BadRowError(f"field {field.name}: {cell!r} is not finite")
-    return to_float32(value)
-
-
-def expand_avazu_hour(cell: str) -> dict[str, str]:
-    """Avazu's ``hour`` (YYMMDDHH) → hour-of-day, weekday (0 = Monday) and
-    is-weekend tokens, as in the BARS Avazu_x4 preprocessing."""
-    try:
-        moment = datetime.datetime.strptime(cell, "%y%m%d%H")
-    except ValueError:
-        raise BadRowError(f"field hour: {cell!r} is not YYMMDDHH") from None
-    weekday = moment.weekday()
-    return {"hour": f"{moment.hour:02d}", "weekday": str(weekday), "weekend": "1" if weekday >= 5 else "0"}
+        return field.field_kind.parse_cell(field, cell)
+    except BadValueError as error:
+        raise BadRowError(str(error)) from None
 
 
 def field_tokens(field: Field, value: Any) -> list[str]:
-    """The vocabulary tokens of one raw value (empty when missing)."""
-    if field.kind == "categorical":
-        return [value] if value else []
-    if field.kind == "multi_hot":
-        return list(value)
-    if field.kind == "numeric" and field.transform == "log_square_bucket":
-        # `parse_value` already rounded the value to float32, as the TFRecord
-        # holds it: `numeric_token` without its rounding step.
-        return [] if value is None else [str(log_square_bucket(value))]
-    return []
+    """The vocabulary tokens of one parsed value (empty when missing)."""
+    return field.field_kind.tokens(field, value)

@@ -29,34 +29,19 @@ import apache_beam as beam
 import pyarrow
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from featnet_tf.features import FeatureSpec
+from featnet_tf.saved_model import latest_version_dir
 from pipelines import examples as examples_lib
-from pipelines.preprocess import COUNTER_NAMESPACE as PARSE_NAMESPACE
-from pipelines.preprocess import DEAD_LETTER, ReadRows
-from pipelines.rows import Row, RowParser, spec_for_format
+from pipelines import transforms
+from pipelines.formats import FORMATS, spec_for_format
+from pipelines.rows import Row, RowParser
 from pipelines.splits import FixedSplit
 
 COUNTER_NAMESPACE = "featnet_tf.score"
 OUTPUT_FORMATS = ("csv", "tfrecord", "parquet")
-
-
-def resolve_export_dir(model: str) -> str:
-    """An export directory, or the newest integer version under a base path."""
-    if FileSystems.exists(FileSystems.join(model, "saved_model.pb")):
-        return model
-    try:
-        matches = FileSystems.match([FileSystems.join(model, "*", "saved_model.pb")])[0].metadata_list
-    except Exception:  # Beam raises when a pattern matches nothing on some file systems
-        matches = []
-    versions = sorted(int(parent) for parent in (m.path.rstrip("/").split("/")[-2] for m in matches) if parent.isdigit())
-    if not versions:
-        raise ValueError(f"--model {model} holds neither saved_model.pb nor integer version directories")
-    return FileSystems.join(model, str(versions[-1]))
 
 
 class SavedModelExamplesHandler(ModelHandler):
@@ -94,7 +79,9 @@ def keyed_tfrecords(readable: fileio.ReadableFile) -> Iterable[tuple[str, bytes]
     path = readable.metadata.path
     compression = "GZIP" if path.endswith(".gz") else ""
     scanned = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows_in")
-    for index, record in enumerate(tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator(), start=1):
+    for index, record in enumerate(
+        tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator(), start=1
+    ):
         scanned.inc()
         yield f"{path}:{index}", record
 
@@ -103,10 +90,10 @@ class EncodeRows(beam.DoFn):
     """A parsed raw row → (key, serialized raw-value example)."""
 
     def __init__(self, spec: FeatureSpec) -> None:
-        self.spec = spec
+        self.encoder = examples_lib.ExampleEncoder(spec)
 
     def process(self, row: Row) -> Iterable[tuple[str, bytes]]:
-        yield row.key, examples_lib.to_example(self.spec, row.values, None).SerializeToString()
+        yield row.key, self.encoder.encode(row.values, None).SerializeToString()
 
 
 def write_predictions(predictions, output: str, output_format: str):
@@ -126,7 +113,11 @@ def write_predictions(predictions, output: str, output_format: str):
             example.features.feature["probability"].float_list.value.append(item[1])
             return example.SerializeToString()
 
-        return predictions | "ToExample" >> beam.Map(to_example) | "WriteTFRecord" >> beam.io.WriteToTFRecord(output, file_name_suffix=".tfrecord")
+        return (
+            predictions
+            | "ToExample" >> beam.Map(to_example)
+            | "WriteTFRecord" >> beam.io.WriteToTFRecord(output, file_name_suffix=".tfrecord")
+        )
     schema = pyarrow.schema([("key", pyarrow.string()), ("probability", pyarrow.float64())])
     return (
         predictions
@@ -144,10 +135,14 @@ class ScoreResult:
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="python -m pipelines.score", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="an export directory, or a base path of versions (the newest is used)")
+    parser.add_argument(
+        "--model", required=True, help="an export directory, or a base path of versions (the newest is used)"
+    )
     parser.add_argument("--input", action="append", required=True, help="file or glob; repeat for several")
-    parser.add_argument("--format", choices=("criteo", "avazu", "csv", "tfrecord"), required=True)
-    parser.add_argument("--spec", help="FeatureSpec of the csv format (or the feature_spec.json of a preprocessing run)")
+    parser.add_argument("--format", choices=(*FORMATS, "tfrecord"), required=True)
+    parser.add_argument(
+        "--spec", help="FeatureSpec of the csv format (or the feature_spec.json of a preprocessing run)"
+    )
     parser.add_argument("--unlabeled", action="store_true", help="rows have no label column")
     parser.add_argument("--key_column", help="row key column (default: the format's id column, else file:line)")
     parser.add_argument("--output", required=True, help="output prefix, e.g. /tmp/scores/part")
@@ -160,7 +155,7 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
     args, pipeline_args = parse_args(argv)
     if args.batch_size <= 0:
         raise ValueError(f"--batch_size must be positive. Received: {args.batch_size}")
-    export_dir = resolve_export_dir(args.model)
+    export_dir = latest_version_dir(args.model)
     options = PipelineOptions(pipeline_args)
     if options.view_as(StandardOptions).runner is None:
         options.view_as(StandardOptions).runner = "DirectRunner"
@@ -178,12 +173,8 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
         if args.key_column:
             spec = dataclasses.replace(spec, input_format=dataclasses.replace(spec.input_format, key=args.key_column))
         parser = RowParser(spec, args.format, FixedSplit("test"), labeled=not args.unlabeled)
-        parsed = pipeline | "ReadRows" >> ReadRows(args.input, parser)
-        (
-            parsed[DEAD_LETTER]
-            | "DeadLetterJson" >> beam.Map(lambda record: json.dumps(record, ensure_ascii=False))
-            | "WriteDeadLetter" >> beam.io.WriteToText(f"{args.output}-dead_letter", file_name_suffix=".jsonl")
-        )
+        parsed = pipeline | "ReadRows" >> transforms.ReadRows(args.input, parser)
+        _ = parsed[transforms.DEAD_LETTER] | "DeadLetter" >> transforms.WriteDeadLetter(f"{args.output}-dead_letter")
         keyed = parsed.rows | "Encode" >> beam.ParDo(EncodeRows(spec))
 
     scored = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows_scored")
@@ -201,14 +192,14 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
     result = pipeline.run()
     result.wait_until_finish()
 
-    totals: dict[str, int] = {}
-    for namespace in (COUNTER_NAMESPACE, PARSE_NAMESPACE):
-        for entry in result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]:
-            totals[entry.key.metric.name] = totals.get(entry.key.metric.name, 0) + entry.committed
+    totals = transforms.counters(result, (COUNTER_NAMESPACE, transforms.COUNTER_NAMESPACE))
     rows_in = totals.get("rows_in", 0)
     dead = totals.get("rows_dead_lettered", 0)
     outcome = ScoreResult(rows_in, totals.get("rows_scored", 0), dead)
-    print(f"[score] model {export_dir}: rows_in={outcome.rows_in} = rows_scored={outcome.rows_scored} + rows_dead_lettered={outcome.rows_dead_lettered}")
+    print(
+        f"[score] model {export_dir}: rows_in={outcome.rows_in} = rows_scored={outcome.rows_scored} + "
+        f"rows_dead_lettered={outcome.rows_dead_lettered}"
+    )
     print(f"[score] wrote {args.output}*.{args.output_format}")
     if outcome.rows_in != outcome.rows_scored + outcome.rows_dead_lettered:
         raise RuntimeError(f"Row conservation failed: {outcome}")

@@ -16,7 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-SPLITS = ("train", "valid", "test")
+from featnet_tf.prepared_data import SPLITS
+
 SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
 
 
@@ -75,7 +76,9 @@ class ColumnSplit:
 
     def __post_init__(self) -> None:
         if len(self.boundaries) != 2:
-            raise ValueError(f"`split_boundaries` needs two values with `split_column`. Received: {list(self.boundaries)}")
+            raise ValueError(
+                f"`split_boundaries` needs two values with `split_column`. Received: {list(self.boundaries)}"
+            )
 
     def __call__(self, text: str, raw: dict[str, str], position: int) -> str:
         return split_by_value(raw[self.column], self.column, self.boundaries)
@@ -135,7 +138,10 @@ def read_index_file(content: bytes, path: str, num_rows: int) -> np.ndarray:
     for code, name in enumerate(SPLITS):
         positions = np.asarray(archive[name])
         if positions.ndim != 1 or not np.issubdtype(positions.dtype, np.integer):
-            raise ValueError(f"{path}: `{name}` must be a 1-D integer array. Received dtype {positions.dtype}, shape {positions.shape}")
+            raise ValueError(
+                f"{path}: `{name}` must be a 1-D integer array. Received dtype {positions.dtype}, shape "
+                f"{positions.shape}"
+            )
         outside = positions[(positions < 0) | (positions >= num_rows)]
         if outside.size:
             raise ValueError(

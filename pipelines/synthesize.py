@@ -20,12 +20,36 @@ from typing import Sequence
 
 import numpy as np
 
-from featnet_tf.features import AVAZU_RAW_CATEGORICAL, CRITEO_CATEGORICAL, CRITEO_NUMERIC
+from pipelines.formats import AVAZU_RAW_CATEGORICAL, CRITEO_CATEGORICAL, CRITEO_NUMERIC
 from pipelines.splits import file_splits
 
 CRITEO_CARDINALITIES = (
-    1000, 500, 20000, 10000, 300, 20, 10000, 600, 3, 20000, 5000, 15000, 3000,
-    25, 8000, 18000, 10, 4000, 2000, 4, 17000, 15, 15, 12000, 100, 9000,
+    1000,
+    500,
+    20000,
+    10000,
+    300,
+    20,
+    10000,
+    600,
+    3,
+    20000,
+    5000,
+    15000,
+    3000,
+    25,
+    8000,
+    18000,
+    10,
+    4000,
+    2000,
+    4,
+    17000,
+    15,
+    15,
+    12000,
+    100,
+    9000,
 )
 CRITEO_CATEGORICAL_MISSING = (0.0,) * 18 + (0.1, 0.3, 0.0, 0.4, 0.0, 0.2, 0.4, 0.4)
 CRITEO_NUMERIC_MISSING = (0.45, 0.0, 0.2, 0.2, 0.02, 0.2, 0.04, 0.0, 0.04, 0.45, 0.04, 0.75, 0.2)
@@ -149,7 +173,9 @@ def synthesize_avazu(rows: int, seed: int = 0, click_rate: float = 0.17) -> Synt
         codes[name] = _codes(rng, ids, cardinality, np.ones(rows, bool))
         if name in AVAZU_FIRST_ORDER:
             logits += rng.normal(0, 0.7, cardinality)[ids]
-        tokens = np.char.mod("%d", ids) if name.startswith("C") or name.endswith(("_pos", "_type")) else _tokens(ids, index)
+        tokens = (
+            np.char.mod("%d", ids) if name.startswith("C") or name.endswith(("_pos", "_type")) else _tokens(ids, index)
+        )
         categorical_columns.append(tokens)
     for interaction in AVAZU_INTERACTIONS:
         logits += interaction.weight * np.prod([codes[name] for name in interaction.fields], axis=0)
@@ -190,9 +216,7 @@ def split_truth(path: str, split: str, input_format: str = "criteo", seed: int =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.synthesize", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m pipelines.synthesize", description=__doc__.split("\n\n")[0])
     parser.add_argument("--format", choices=("criteo", "avazu"), default="criteo")
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--output", required=True, help="file to write (.gz compresses)")

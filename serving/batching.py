@@ -49,7 +49,9 @@ class BatchScheduler:
         self._queue: collections.deque[_Task] = collections.deque()
         self._condition = threading.Condition()
         self._stopped = False
-        self._threads = [threading.Thread(target=self._loop, name=f"batcher-{i}", daemon=True) for i in range(num_batch_threads)]
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"batcher-{i}", daemon=True) for i in range(num_batch_threads)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -76,7 +78,10 @@ class BatchScheduler:
             batch, rows = [first], first.rows
             deadline = time.monotonic() + self.timeout
             while rows < self.max_batch_size:
-                match = next((task for task in self._queue if task.key == first.key and rows + task.rows <= self.max_batch_size), None)
+                match = next(
+                    (task for task in self._queue if task.key == first.key and rows + task.rows <= self.max_batch_size),
+                    None,
+                )
                 if match is not None:
                     self._queue.remove(match)
                     batch.append(match)
@@ -113,6 +118,11 @@ class BatchScheduler:
         results, start = [], 0
         for task in batch:
             end = start + task.rows
-            results.append({name: value[start:end] if value.ndim and value.shape[0] == total else value for name, value in outputs.items()})
+            results.append(
+                {
+                    name: value[start:end] if value.ndim and value.shape[0] == total else value
+                    for name, value in outputs.items()
+                }
+            )
             start = end
         return results

@@ -78,7 +78,10 @@ class PredictionClient:
     ) -> None:
         self.target, self.model_name, self.version = target, model_name, version
         self.timeout, self.retries = timeout, retries
-        options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
         self.channel = grpc.insecure_channel(target, options=options)
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
@@ -109,23 +112,34 @@ class PredictionClient:
         if signature_name:
             spec.signature_name = signature_name
 
-    def predict_request(self, inputs: Mapping[str, Any], signature_name: str = "serving_default") -> predict_pb2.PredictRequest:
+    def predict_request(
+        self, inputs: Mapping[str, Any], signature_name: str = "serving_default"
+    ) -> predict_pb2.PredictRequest:
         request = predict_pb2.PredictRequest()
         self._model_spec(request.model_spec, signature_name)
         for name, value in inputs.items():
-            request.inputs[name].CopyFrom(value if isinstance(value, type(request.inputs[name])) else tf.make_tensor_proto(value))
+            request.inputs[name].CopyFrom(
+                value if isinstance(value, type(request.inputs[name])) else tf.make_tensor_proto(value)
+            )
         return request
 
-    def predict_tensors(self, inputs: Mapping[str, Any], signature_name: str = "serving_default") -> tuple[dict[str, np.ndarray], int]:
+    def predict_tensors(
+        self, inputs: Mapping[str, Any], signature_name: str = "serving_default"
+    ) -> tuple[dict[str, np.ndarray], int]:
         """One Predict call with named input tensors; returns the outputs and
         the version that answered."""
         response = self._call(self.predictions.Predict, self.predict_request(inputs, signature_name))
-        return {key: tf.make_ndarray(value) for key, value in response.outputs.items()}, response.model_spec.version.value
+        return {
+            key: tf.make_ndarray(value) for key, value in response.outputs.items()
+        }, response.model_spec.version.value
 
     def predict(self, rows: Iterable[Mapping[str, Any] | example_pb2.Example]) -> np.ndarray:
         """Click probabilities of raw rows (or `tf.train.Example`s), sent as
         serialized examples to the `serving_default` signature."""
-        serialized = [row.SerializeToString() if isinstance(row, example_pb2.Example) else to_example(row).SerializeToString() for row in rows]
+        serialized = [
+            row.SerializeToString() if isinstance(row, example_pb2.Example) else to_example(row).SerializeToString()
+            for row in rows
+        ]
         outputs, _ = self.predict_tensors({"examples": tf.make_tensor_proto(serialized, dtype=tf.string)})
         return outputs["probability"]
 
@@ -159,7 +173,10 @@ def read_rows(path: str) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.client", description="Send raw rows to a TF Serving model and print click probabilities.")
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.client",
+        description="Send raw rows to a TF Serving model and print click probabilities.",
+    )
     parser.add_argument("--target", default="localhost:8500")
     parser.add_argument("--model_name", required=True)
     parser.add_argument("--version", type=int)

@@ -45,14 +45,19 @@ def run_load(
     timeout: float = 10.0,
 ) -> dict[str, Any]:
     """Runs the load and returns its summary (latencies in milliseconds)."""
-    batches = [list(examples[i : i + batch_size]) for i in range(0, len(examples) - batch_size + 1, batch_size)] or [list(examples[:batch_size])]
+    batches = [list(examples[i : i + batch_size]) for i in range(0, len(examples) - batch_size + 1, batch_size)] or [
+        list(examples[:batch_size])
+    ]
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[dict[str, int]] = [{} for _ in range(clients)]
     start_barrier = threading.Barrier(clients + 1)
 
     def client_loop(index: int) -> None:
         with PredictionClient(target, model_name, timeout=timeout, retries=0) as client:
-            requests = [client.predict_request({"examples": tf.make_tensor_proto(batch, dtype=tf.string)}) for batch in batches[:64]]
+            requests = [
+                client.predict_request({"examples": tf.make_tensor_proto(batch, dtype=tf.string)})
+                for batch in batches[:64]
+            ]
             start_barrier.wait()
             deadline = time.perf_counter() + seconds
             for count, request in zip(range(max_requests), itertools.cycle(requests)):
@@ -104,7 +109,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--max_requests", type=int, default=1_000_000, help="per client")
     args = parser.parse_args(argv)
-    summary = run_load(args.target, args.model_name, read_examples(args.examples), args.clients, args.seconds, args.batch_size, args.max_requests)
+    summary = run_load(
+        args.target,
+        args.model_name,
+        read_examples(args.examples),
+        args.clients,
+        args.seconds,
+        args.batch_size,
+        args.max_requests,
+    )
     print(json.dumps(summary, indent=2))
     return 1 if summary["errors"] else 0
 

@@ -20,7 +20,18 @@ class LocalServer:
     """
 
     def __init__(self, base_path: str, model_name: str, *flags: str, startup_seconds: float = 120.0) -> None:
-        self.command = [sys.executable, "-m", "serving.server", "--model_name", model_name, "--model_base_path", base_path, "--port", "0", *flags]
+        self.command = [
+            sys.executable,
+            "-m",
+            "serving.server",
+            "--model_name",
+            model_name,
+            "--model_base_path",
+            base_path,
+            "--port",
+            "0",
+            *flags,
+        ]
         self.startup_seconds = startup_seconds
         self.output: list[str] = []
         self.target = ""
@@ -28,7 +39,9 @@ class LocalServer:
 
     def __enter__(self) -> "LocalServer":
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root)
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root
+        )
         lines: queue.Queue = queue.Queue()
 
         def pump() -> None:

@@ -43,9 +43,9 @@ from serving.batching import BatchScheduler
 from serving.servable import ModelManager, Servable
 
 LOG = logging.getLogger("serving")
-DEFAULT_SIGNATURE = "serving_default"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
+DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+CLASSIFY_METHOD = tf.saved_model.CLASSIFY_METHOD_NAME
+REGRESS_METHOD = tf.saved_model.REGRESS_METHOD_NAME
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
@@ -66,7 +66,8 @@ def check_input(name: str, tensor_proto, expected) -> np.ndarray:
     if tensor_proto.dtype != expected.dtype:
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
-            f"input '{name}' has type {dtype_name(tensor_proto.dtype)}, the signature expects {dtype_name(expected.dtype)}",
+            f"input '{name}' has type {dtype_name(tensor_proto.dtype)}, the signature expects "
+            f"{dtype_name(expected.dtype)}",
         )
     try:
         value = tf.make_ndarray(tensor_proto)
@@ -92,13 +93,22 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def _servable(self, model_spec) -> Servable:
         if model_spec.name != self.manager.name:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: model '{model_spec.name}' is not served (serving '{self.manager.name}')")
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                f"Servable not found for request: model '{model_spec.name}' is not served (serving "
+                f"'{self.manager.name}')",
+            )
         version = model_spec.version.value if model_spec.HasField("version") else None
         if model_spec.version_label:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "version labels are not supported by this server; use a version number")
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "version labels are not supported by this server; use a version number",
+            )
         servable = self.manager.servable(version)
         if servable is None and version is not None:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({model_spec.name}, {version})")
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({model_spec.name}, {version})"
+            )
         if servable is None:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, f"no version of '{model_spec.name}' is loaded yet")
         return servable
@@ -107,7 +117,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _signature(servable: Servable, name: str, method: str | None = None):
         name = name or DEFAULT_SIGNATURE
         if name not in servable.signature_defs:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f'Serving signature key "{name}" not found; available: {sorted(servable.signature_defs)}')
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f'Serving signature key "{name}" not found; available: {sorted(servable.signature_defs)}',
+            )
         signature = servable.signature_defs[name]
         if method is not None and signature.method_name != method:
             raise RequestError(
@@ -138,7 +151,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         if kind == "example_list":
             examples = request_input.example_list.examples
         elif kind == "example_list_with_context":
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "example_list_with_context is not supported; send example_list")
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, "example_list_with_context is not supported; send example_list"
+            )
         else:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request's input holds no examples")
         if not examples:
@@ -157,7 +172,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             name, signature = self._signature(servable, request.model_spec.signature_name)
             unknown = sorted(set(request.inputs) - set(signature.inputs))
             if unknown:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"inputs {unknown} are not in signature '{name}' (its inputs: {sorted(signature.inputs)})")
+                raise RequestError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"inputs {unknown} are not in signature '{name}' (its inputs: {sorted(signature.inputs)})",
+                )
             missing = sorted(set(signature.inputs) - set(request.inputs))
             if missing:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"missing inputs {missing} of signature '{name}'")
@@ -166,7 +184,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             wanted = list(request.output_filter) or sorted(outputs)
             unknown_outputs = sorted(set(wanted) - set(outputs))
             if unknown_outputs:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown_outputs}")
+                raise RequestError(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown_outputs}"
+                )
         except RequestError as error:
             return self._abort(context, error)
         response = predict_pb2.PredictResponse()
@@ -219,7 +239,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             servable = self._servable(request.model_spec)
             unsupported = [field for field in request.metadata_field if field != "signature_def"]
             if unsupported:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"metadata fields {unsupported} are not supported; ask for signature_def")
+                raise RequestError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"metadata fields {unsupported} are not supported; ask for signature_def",
+                )
         except RequestError as error:
             return self._abort(context, error)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
@@ -244,7 +267,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request, context):
         if request.model_spec.name != self.manager.name:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"model '{request.model_spec.name}' is not served (serving '{self.manager.name}')")
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"model '{request.model_spec.name}' is not served (serving '{self.manager.name}')",
+            )
         versions = dict(self.manager.statuses)
         if request.model_spec.HasField("version"):
             wanted = request.model_spec.version.value
@@ -283,15 +309,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch_timeout_micros", type=int, default=2000)
     parser.add_argument("--num_batch_threads", type=int, default=2)
     parser.add_argument("--max_message_bytes", type=int, default=16 * 1024 * 1024)
-    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0, help="how often new versions are looked for")
+    parser.add_argument(
+        "--file_system_poll_wait_seconds", type=float, default=1.0, help="how often new versions are looked for"
+    )
     parser.add_argument("--grpc_threads", type=int, default=16)
     return parser.parse_args(argv)
 
 
-def build_server(args: argparse.Namespace) -> tuple[grpc.Server, int, ModelManager, BatchScheduler, health.HealthServicer]:
-    manager = ModelManager(args.model_name, args.model_base_path, args.file_system_poll_wait_seconds, warmup=replay_warmup)
+def build_server(
+    args: argparse.Namespace,
+) -> tuple[grpc.Server, int, ModelManager, BatchScheduler, health.HealthServicer]:
+    manager = ModelManager(
+        args.model_name, args.model_base_path, args.file_system_poll_wait_seconds, warmup=replay_warmup
+    )
     scheduler = BatchScheduler(args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads)
-    options = [("grpc.max_receive_message_length", args.max_message_bytes), ("grpc.max_send_message_length", args.max_message_bytes)]
+    options = [
+        ("grpc.max_receive_message_length", args.max_message_bytes),
+        ("grpc.max_send_message_length", args.max_message_bytes),
+    ]
     server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=args.grpc_threads), options=options)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager, scheduler), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)

@@ -47,9 +47,9 @@ def run_in_fresh_python(code: str, env: dict | None = None, timeout: int = 300) 
 def tiny_trained_run(data_dir: str, run_dir: str, steps: int = 30):
     """A small FeatNet trained for a few steps on a preprocessed directory."""
     from featnet_tf import config as config_lib
-    from featnet_tf import training
+    from featnet_tf import experiments, training
 
-    config = config_lib.resolve(
+    config = experiments.resolve(
         config_lib.ExperimentConfig(),
         {
             "model.embedding_dim": 4,
@@ -76,5 +76,17 @@ def prepared_criteo(root: str, rows: int = 3000, seed: int = 5, min_count: int =
     raw = os.path.join(root, "criteo.tsv")
     synthesize.main(["--rows", str(rows), "--output", raw, "--seed", str(seed)])
     output = os.path.join(root, "prep")
-    preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", output, "--runner=DirectRunner", "--min_count", str(min_count)])
+    preprocess.run(
+        [
+            "--input",
+            raw,
+            "--format",
+            "criteo",
+            "--output_dir",
+            output,
+            "--runner=DirectRunner",
+            "--min_count",
+            str(min_count),
+        ]
+    )
     return raw, output

@@ -14,7 +14,6 @@ from featnet_tf import analyze
 from featnet_tf.analysis import analyze_batches, coverage_ratio
 from featnet_tf.models import FeatNet, featnet_eq13
 from featnet_tf.synthetic import planted_interaction_data
-from tests.helpers import prepared_criteo, tiny_trained_run
 
 
 def test_statistics_of_hand_made_pruning_tensors():
@@ -49,7 +48,9 @@ def test_fsgn_keeps_noise_fields_less_often_than_interacting_ones():
     model.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(from_logits=True))
     model.fit(data.features, data.labels, batch_size=256, epochs=4, verbose=0)
     outputs = model.explain({name: values[:5000] for name, values in data.features.items()})
-    summary = analyze_batches([(outputs.subset_weights.numpy(), outputs.interaction_scores.numpy())], data.feature_spec.names, 10, 16)
+    summary = analyze_batches(
+        [(outputs.subset_weights.numpy(), outputs.interaction_scores.numpy())], data.feature_spec.names, 10, 16
+    )
     rates = summary["field_keep_rate"]
     interacting = np.mean([rates[name] for name in data.interacting_fields])
     noise = np.mean([rate for name, rate in rates.items() if name not in data.interacting_fields])
@@ -69,21 +70,24 @@ def test_the_default_thresholds_prune_after_a_short_run():
         model.fit(data.features, data.labels, batch_size=256, epochs=1, verbose=0)
         outputs = model.explain({key: values[:2000] for key, values in data.features.items()})
         summary = analyze_batches([tuple(tensor.numpy() for tensor in outputs[1:])], data.feature_spec.names, 4, 4)
-        fractions[name] = {stage: values["threshold_pruned_fraction_mean"] for stage, values in summary["pruning_by_stage"].items()}
+        fractions[name] = {
+            stage: values["threshold_pruned_fraction_mean"] for stage, values in summary["pruning_by_stage"].items()
+        }
     assert fractions["default"]["fsgn"] > 0.001 and fractions["default"]["sapn"] > 0.001, fractions
     assert fractions["paper"]["fsgn"] < 1e-3 and fractions["paper"]["sapn"] < 1e-3, fractions
 
 
-def test_the_command_writes_every_file_and_the_plots_open(tmp_path):
-    _, data_dir = prepared_criteo(str(tmp_path), rows=2000)
-    run = tiny_trained_run(data_dir, str(tmp_path / "run"), steps=5)
-    run.ranker.save_weights(run.path("checkpoints", "best"))
-    from featnet_tf import config as config_lib
-
-    config_lib.save(run.config, run.path("config.yaml"))
+def test_the_command_writes_every_file_and_the_plots_open(tiny_run):
+    run = tiny_run
     assert analyze.main(["--run_dir", run.run_dir, "--max_rows", "100"]) == 0
     output = run.path("analysis")
-    assert sorted(os.listdir(output)) == ["analysis.json", "field_keep_rates.png", "fig3_features_per_subset.png", "fig4_interaction_orders.png", "report.html"]
+    assert sorted(os.listdir(output)) == [
+        "analysis.json",
+        "field_keep_rates.png",
+        "fig3_features_per_subset.png",
+        "fig4_interaction_orders.png",
+        "report.html",
+    ]
     with open(os.path.join(output, "analysis.json")) as stream:
         summary = json.load(stream)
     assert summary["instances"] == 100 and summary["num_fields"] == 39 and summary["split"] == "test"

@@ -9,10 +9,9 @@ import pytest
 import tf_keras as keras
 
 from featnet_tf import config as config_lib
-from featnet_tf import training
-from featnet_tf.features import FeatureSpec, Field
-from featnet_tf.models import MODELS
-from tests.helpers import prepared_criteo
+from featnet_tf import experiments, export, saved_model, training
+from featnet_tf.features import FeatureSpec, categorical_spec
+from featnet_tf.models import MODELS, build_model
 
 SMALL = {
     "featnet": dict(num_subsets=2, expand_ratio=2, num_queries=3, tower_units=(8,)),
@@ -35,14 +34,14 @@ def test_every_registered_model_is_covered():
 
 
 def spec_with(num_fields: int) -> FeatureSpec:
-    return FeatureSpec(tuple(Field(f"f{i}", "categorical", vocabulary_size=7) for i in range(num_fields)))
+    return categorical_spec(num_fields, vocabulary_size=7)
 
 
 @pytest.mark.parametrize("num_fields", [2, 400])
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_builds_trains_and_round_trips_for_any_number_of_fields(name, num_fields):
     spec = spec_with(num_fields)
-    model = MODELS[name](spec, embedding_dim=4, **SMALL[name])
+    model = build_model(name, spec, embedding_dim=4, **SMALL[name])
     rng = np.random.default_rng(0)
     features = {field.name: rng.integers(0, field.num_ids, 16) for field in spec.fields}
     labels = rng.integers(0, 2, 16).astype(np.float32)
@@ -61,39 +60,94 @@ def test_builds_trains_and_round_trips_for_any_number_of_fields(name, num_fields
 
 
 @pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    return prepared_criteo(str(tmp_path_factory.mktemp("baseline_data")), rows=2000)[1]
+def servability_reports(criteo_data, tmp_path_factory) -> dict[str, tuple[str, dict]]:
+    """Every registered model, built on the prepared data and trained two
+    steps, exported; then all exports checked in one fresh process."""
+    cases = {}
+    for name in sorted(SMALL):
+        config = experiments.resolve(
+            config_lib.ExperimentConfig(),
+            {
+                "model.name": name,
+                "model.embedding_dim": 4,
+                "model.params": SMALL[name],
+                "data.data_dir": criteo_data,
+                "data.batch_size": 64,
+                "data.eval_batch_size": 256,
+            },
+        )
+        root = tmp_path_factory.mktemp(f"export_{name}")
+        run = training.build_run(config, str(root))
+        run.ranker.fit(run.dataset("train", 64).take(2), verbose=0)
+        cases[name] = export.write_export(run, str(root / "export"))
+    reports = saved_model.check_all(list(cases.values()))
+    return {name: (case.export_dir, report) for (name, case), report in zip(cases.items(), reports)}
 
 
 @pytest.mark.large
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_exports_and_passes_the_servability_check(name, small_data, tmp_path):
-    config = config_lib.resolve(
-        config_lib.ExperimentConfig(),
-        {"model.name": name, "model.embedding_dim": 4, "model.params": SMALL[name],
-         "data.data_dir": small_data, "data.batch_size": 64, "data.eval_batch_size": 256},
-    )
-    run = training.build_run(config, str(tmp_path))
-    run.ranker.fit(run.dataset("train", 64).take(3), verbose=0)
-    path, report = training.export_run(run, str(tmp_path / "export"))
+def test_exports_and_passes_the_servability_check(name, servability_reports):
+    path, report = servability_reports[name]
     assert path.endswith("/1") and report["unregistered_ops"] == [] and report["python_ops"] == []
+    assert report["featnet_tf_modules"] == [] and report["ops"] > 0
     assert max(report["max_abs_difference"].values()) <= 1e-6
+
+
+def test_the_servability_verdict_names_every_problem():
+    case = saved_model.ServabilityCase("/models/m/1", spec_with(2), [], np.array([0.5, 0.25]))
+    report = {
+        "ops": 10,
+        "unregistered_ops": ["FeatNetOp"],
+        "python_ops": ["EagerPyFunc"],
+        "methods": {**saved_model.SIGNATURE_METHODS, "regression": "tensorflow/serving/predict"},
+        "featnet_tf_modules": ["featnet_tf.layers"],
+        "probabilities": {key: [0.5, 0.25] for key in saved_model.SIGNATURE_METHODS} | {"predict_raw": [0.5, 0.3]},
+    }
+    with pytest.raises(saved_model.ServabilityError) as error:
+        saved_model.judge(case, report, atol=1e-6)
+    for problem in (
+        "not register: ['FeatNetOp']",
+        "Python ops, which TF Serving cannot run: ['EagerPyFunc']",
+        "signature regression has method 'tensorflow/serving/predict', expected 'tensorflow/serving/regress'",
+        "imported featnet_tf's code: ['featnet_tf.layers']",
+        "signature predict_raw differs from the trained model by 0.05",
+    ):
+        assert problem in str(error.value)
 
 
 @pytest.mark.parametrize("name", ["deepfm", "xdeepfm", "autoint_plus", "afn_plus", "fibinet", "dcnv2", "featnet"])
 def test_dropout_and_embedding_l2_reach_every_model_with_a_dnn(name):
-    config = config_lib.resolve(
-        config_lib.ExperimentConfig(), {"model.name": name, "model.dropout": 0.3, "model.embedding_l2": 1e-5, "model.params": SMALL[name]}
+    config = experiments.resolve(
+        config_lib.ExperimentConfig(),
+        {"model.name": name, "model.dropout": 0.3, "model.embedding_l2": 1e-5, "model.params": SMALL[name]},
     )
-    model = MODELS[name](spec_with(3), **config.model.model_kwargs())
+    model = build_model(name, spec_with(3), **config.model.model_kwargs())
     assert model.dropout == 0.3
-    assert keras.regularizers.serialize(keras.regularizers.get(model.embeddings_regularizer))["config"]["l2"] == pytest.approx(1e-5)
+    assert keras.regularizers.serialize(keras.regularizers.get(model.embeddings_regularizer))["config"][
+        "l2"
+    ] == pytest.approx(1e-5)
 
 
 def test_an_option_a_model_does_not_take_is_an_error_naming_both():
     with pytest.raises(ValueError, match=r"Model 'lr' takes no argument \['dropout'\] \(model.dropout\)"):
-        config_lib.resolve(config_lib.ExperimentConfig(), {"model.name": "lr", "model.dropout": 0.2})
+        experiments.resolve(config_lib.ExperimentConfig(), {"model.name": "lr", "model.dropout": 0.2})
     with pytest.raises(ValueError, match=r"Model 'deepfm' takes no argument \['num_subsets'\]"):
-        config_lib.resolve(config_lib.ExperimentConfig(), {"model.name": "deepfm", "model.num_subsets": 4})
-    config = config_lib.resolve(config_lib.ExperimentConfig(), {"model.name": "deepfm"})
-    assert MODELS["deepfm"](spec_with(3), **config.model.model_kwargs()).dropout == 0.5  # unset: the model's own default
+        experiments.resolve(config_lib.ExperimentConfig(), {"model.name": "deepfm", "model.num_subsets": 4})
+    config = experiments.resolve(config_lib.ExperimentConfig(), {"model.name": "deepfm"})
+    assert (
+        build_model("deepfm", spec_with(3), **config.model.model_kwargs()).dropout == 0.5
+    )  # unset: the model's own default
+
+
+def test_a_resolved_config_names_every_argument_of_its_model_with_the_registrys_default():
+    dcnv2 = experiments.resolve(config_lib.ExperimentConfig(), {"model.name": "dcnv2"}).model.params
+    assert (
+        dcnv2["num_cross_layers"] == 3 and dcnv2["structure"] == "parallel" and dcnv2["hidden_units"] == [400, 400, 400]
+    )
+    literal = experiments.experiment("featnet_eq13").model.params  # a variant's presets are its defaults
+    assert literal["fsgn_initial_threshold"] == -10.0 and literal["dnn_units"] == [] and literal["dropout"] == 0.0
+    assert (
+        experiments.experiment("afn_plus", assignments=["model.dropout=0.1"]).model.params["ensemble_units"]
+        == [400] * 3
+    )
+    assert set(experiments.EXPERIMENTS) == set(MODELS) | {f"{name}_frappe" for name in MODELS}

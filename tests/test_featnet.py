@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from featnet_tf.features import FeatureSpec, Field
+from featnet_tf import features
+from featnet_tf.features import FeatureSpec
 from featnet_tf.metrics import binary_auc
 from featnet_tf.models import FeatNet, build_model, featnet_eq13
 from featnet_tf.synthetic import planted_interaction_data
@@ -17,7 +18,7 @@ SMALL = dict(embedding_dim=4, num_subsets=3, expand_ratio=2, num_queries=5, towe
 
 
 def categorical_spec(num_fields: int, vocabulary_size: int = 5) -> FeatureSpec:
-    return FeatureSpec(tuple(Field(f"f{i}", "categorical", vocabulary_size=vocabulary_size) for i in range(num_fields)))
+    return features.categorical_spec(num_fields, vocabulary_size)
 
 
 def random_ids(spec: FeatureSpec, rows: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -59,7 +60,10 @@ def test_the_default_dnn_beside_the_towers_batch_normalises_its_hidden_layers():
     model = FeatNet(categorical_spec(3))
     assert model.dnn_units == (400, 400) and model.dnn_batch_norm
     mlp = model.dnn.layers[0]
-    assert mlp.use_batch_norm and [type(layer).__name__ for layer in mlp.blocks[0]][:2] == ["Dense", "BatchNormalization"]
+    assert mlp.use_batch_norm and [type(layer).__name__ for layer in mlp.blocks[0]][:2] == [
+        "Dense",
+        "BatchNormalization",
+    ]
 
 
 def test_every_departure_from_the_paper_is_its_own_argument():
@@ -78,7 +82,7 @@ def test_every_departure_from_the_paper_is_its_own_argument():
 def test_the_model_output_has_a_cross_field_term():
     """Changing fields a and b together moves the logit by more than the sum
     of the two separate moves: the model's output is not additive in them."""
-    spec = FeatureSpec(tuple(Field(f"f{i}", "categorical", vocabulary_size=3) for i in range(4)))
+    spec = categorical_spec(4, vocabulary_size=3)
     model = FeatNet(spec, num_subsets=3, num_queries=4, tower_units=(16,), dropout=0.0)
     base = {name: np.full(64, 2) for name in spec.names}
     rng = np.random.default_rng(0)
@@ -101,7 +105,9 @@ def test_learns_a_planted_pairwise_interaction_to_near_its_bayes_auc():
     keras.utils.set_random_seed(0)
     model = FeatNet(data.feature_spec, num_subsets=4, num_queries=8, tower_units=(32, 32))
     model.compile(keras.optimizers.Adam(3e-3), keras.losses.BinaryCrossentropy(from_logits=True))
-    model.fit({k: v[:split] for k, v in data.features.items()}, data.labels[:split], batch_size=256, epochs=4, verbose=0)
+    model.fit(
+        {k: v[:split] for k, v in data.features.items()}, data.labels[:split], batch_size=256, epochs=4, verbose=0
+    )
     valid = {k: v[split:] for k, v in data.features.items()}
     auc = binary_auc(data.labels[split:], model.predict(valid, batch_size=4096, verbose=0)[:, 0])
     bayes = binary_auc(data.labels[split:], data.probabilities[split:])
@@ -139,7 +145,13 @@ def test_unknown_model_name():
 def test_config_round_trip_gives_the_same_model():
     spec = categorical_spec(6)
     model = FeatNet(
-        spec, **SMALL, use_layer_norm=True, readout="fields", dnn_units=(4,), use_linear=True, field_gating="senet",
+        spec,
+        **SMALL,
+        use_layer_norm=True,
+        readout="fields",
+        dnn_units=(4,),
+        use_linear=True,
+        field_gating="senet",
         dnn_batch_norm=True,
     )
     features = random_ids(spec, 8)
@@ -171,7 +183,7 @@ def test_saved_model_serves_in_a_process_without_featnet_tf(tmp_path):
         f"""
         import sys, numpy as np, tensorflow as tf
         serve = tf.saved_model.load({path!r}).signatures["serving_default"]
-        inputs = dict(np.load({str(tmp_path / 'inputs.npz')!r}))
+        inputs = dict(np.load({str(tmp_path / "inputs.npz")!r}))
         probability = serve(**{{k: tf.constant(v) for k, v in inputs.items()}})["probability"].numpy()
         assert not any(name.startswith("featnet_tf") for name in sys.modules), "featnet_tf was imported"
         print(",".join(repr(float(p)) for p in probability))

@@ -49,4 +49,6 @@ def test_invalid_arguments_are_named():
 
 
 def test_serialization_round_trip():
-    run_serialization_test(FeatureSubsetGeneration(num_subsets=3, expand_ratio=2, initial_threshold=-1.0), tf.random.normal([2, 4, 5]))
+    run_serialization_test(
+        FeatureSubsetGeneration(num_subsets=3, expand_ratio=2, initial_threshold=-1.0), tf.random.normal([2, 4, 5])
+    )

@@ -5,11 +5,12 @@ import math
 import pytest
 
 from featnet_tf.features import (
-    Field,
+    FIELD_KINDS,
+    KINDS,
+    BadValueError,
     FeatureSpec,
+    Field,
     InputFormat,
-    avazu_spec,
-    criteo_spec,
     log_normalize,
     log_square_bucket,
 )
@@ -25,7 +26,9 @@ def mixed_spec() -> FeatureSpec:
             Field("image", "dense_vector", dimension=12),
         ),
         label="clicked",
-        input_format=InputFormat(delimiter="\t", header=False, columns=("clicked", "age", "count", "city", "tags", "image"), label="clicked"),
+        input_format=InputFormat(
+            delimiter="\t", header=False, columns=("clicked", "age", "count", "city", "tags", "image"), label="clicked"
+        ),
     )
 
 
@@ -71,9 +74,31 @@ def test_log_square_bucket_matches_bars_criteo():
     assert log_normalize(-math.e + 1) == pytest.approx(-1.0)
 
 
-def test_known_datasets():
-    criteo = criteo_spec()
-    assert criteo.num_fields == 39 and criteo.input_format.columns[0] == "label"
-    assert all(field.min_count == 2 for field in criteo.fields)
-    avazu = avazu_spec()
-    assert avazu.num_fields == 24 and "id" not in avazu.names and "weekday" in avazu.names
+def test_each_kind_describes_its_raw_values_once_for_every_stage():
+    spec = mixed_spec()
+    kinds = {field.name: field.field_kind for field in spec.fields}
+    assert {name: (kind.raw_dtype, kind.raw_shape(spec[name]), kind.model_input) for name, kind in kinds.items()} == {
+        "age": ("float32", (), "scalar"),
+        "count": ("float32", (), "scalar"),
+        "city": ("string", (), "scalar"),
+        "tags": ("string", (None,), "id_list"),
+        "image": ("float32", (12,), "vector"),
+    }
+    assert [kinds[name].example_list for name in ("count", "city", "tags", "image")] == [
+        "float_list",
+        "bytes_list",
+        "bytes_list",
+        "float_list",
+    ]
+    assert kinds["tags"].parse_cell(spec["tags"], "a;;b") == ["a", "b"] and kinds["tags"].tokens(
+        spec["tags"], ["a"]
+    ) == ["a"]
+    assert kinds["count"].tokens(spec["count"], 1000.0) == ["47"] and kinds["age"].tokens(spec["age"], 3.0) == []
+    assert kinds["image"].missing_value(spec["image"]) == [0.0] * 12 and math.isnan(
+        kinds["age"].missing_value(spec["age"])
+    )
+    with pytest.raises(BadValueError, match="field image: expected 12 values, found 2"):
+        kinds["image"].parse_cell(spec["image"], "1|2")
+    with pytest.raises(BadValueError, match="field age: 'x' is not a number"):
+        kinds["age"].parse_cell(spec["age"], "x")
+    assert FIELD_KINDS == tuple(KINDS) == ("numeric", "categorical", "multi_hot", "dense_vector")

@@ -84,7 +84,12 @@ def test_logarithmic_transformation_matches_afn_eq5_6_at_initial_normalisation()
 def test_multi_head_self_attention_matches_autoint_eq5_to_8():
     layer = MultiHeadSelfAttention(num_heads=2, head_dim=3)
     out = layer(E).numpy()
-    wq, wk, wv, wr = (layer.query_kernel.numpy(), layer.key_kernel.numpy(), layer.value_kernel.numpy(), layer.residual_kernel.numpy())
+    wq, wk, wv, wr = (
+        layer.query_kernel.numpy(),
+        layer.key_kernel.numpy(),
+        layer.value_kernel.numpy(),
+        layer.residual_kernel.numpy(),
+    )
     heads = []
     for h in range(2):
         q, k, v = E @ wq[h], E @ wk[h], E @ wv[h]

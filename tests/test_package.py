@@ -9,7 +9,9 @@ import textwrap
 def run_without_keras_variable(code: str) -> str:
     """Runs `code` in a new interpreter whose environment lacks TF_USE_LEGACY_KERAS."""
     env = {key: value for key, value in os.environ.items() if key != "TF_USE_LEGACY_KERAS"}
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.strip().splitlines()[-1]
 
@@ -40,3 +42,39 @@ def test_models_work_when_tensorflow_was_imported_first():
         """
     )
     assert output == "(2, 1)"
+
+
+def test_the_code_passes_the_lint_with_its_120_character_lines():
+    """`ruff check` (pycodestyle errors with E501 at 120, pyflakes, import order) and
+    `ruff format --check`, as configured in pyproject.toml, over the whole repository."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for command in (["check", "--output-format", "concise"], ["format", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, root], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]
+
+
+def run_command(code: str, env_changes: dict[str, str | None]) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    for key, value in env_changes.items():
+        env.pop(key, None) if value is None else env.__setitem__(key, value)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+QUIET_STARTUP = """
+    import {package}
+    import tensorflow as tf
+    print(len(tf.config.list_physical_devices("CPU")))
+"""
+
+
+def test_commands_keep_tensorflows_start_up_notices_off_the_terminal_unless_the_user_sets_a_level():
+    for package in ("featnet_tf", "serving"):
+        quiet = run_command(QUIET_STARTUP.format(package=package), {"TF_CPP_MIN_LOG_LEVEL": None})
+        assert quiet.returncode == 0 and quiet.stdout.strip() == "1", quiet.stderr[-2000:]
+        assert "cudart_stub" not in quiet.stderr and "cuInit" not in quiet.stderr, (package, quiet.stderr)
+    chosen = run_command(QUIET_STARTUP.format(package="featnet_tf"), {"TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert chosen.returncode == 0 and "cpu_feature_guard" in chosen.stderr  # the user's level is theirs

@@ -17,9 +17,10 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.public import tfxio
 
-from featnet_tf.data import load_feature_spec, make_dataset
+from featnet_tf.data import make_dataset
 from featnet_tf.features import FeatureSpec, Field, InputFormat
-from pipelines import preprocess
+from featnet_tf.prepared_data import load_feature_spec
+from pipelines import preprocess, transforms
 from pipelines.rows import Row, RowParser
 from tests.conftest import sample_data_dir
 
@@ -31,7 +32,10 @@ DIRECT = ["--runner=DirectRunner"]
 
 def read_split(output_dir: str, split: str) -> list[tf.train.Example]:
     files = sorted(tf.io.gfile.glob(os.path.join(output_dir, split, "*.tfrecord.gz")))
-    return [tf.train.Example.FromString(record.numpy()) for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    return [
+        tf.train.Example.FromString(record.numpy())
+        for record in tf.data.TFRecordDataset(files, compression_type="GZIP")
+    ]
 
 
 def read_dead_letters(output_dir: str) -> list[dict]:
@@ -53,7 +57,9 @@ def feature_value(example: tf.train.Example, name: str):
 
 
 def test_vocabularies_come_from_train_rows_only():
-    spec = FeatureSpec((Field("city", "categorical", min_count=2), Field("price", "numeric", transform="log_normalize")))
+    spec = FeatureSpec(
+        (Field("city", "categorical", min_count=2), Field("price", "numeric", transform="log_normalize"))
+    )
     rows = [
         Row("1", 1, {"city": "paris", "price": 1.0}, "train"),
         Row("2", 0, {"city": "paris", "price": None}, "train"),
@@ -63,7 +69,7 @@ def test_vocabularies_come_from_train_rows_only():
         Row("6", 0, {"city": "rome", "price": 2.0}, "test"),
     ]
     with TestPipeline(argv=DIRECT) as pipeline:
-        vocabularies = pipeline | beam.Create(rows) | preprocess.BuildVocabularies(spec)
+        vocabularies = pipeline | beam.Create(rows) | transforms.BuildVocabularies(spec)
         # lyon is below min_count; rome is only in valid/test.
         assert_that(vocabularies, equal_to([("city", ["paris"], 2)]))
 
@@ -74,9 +80,13 @@ def test_read_rows_routes_bad_lines_to_the_dead_letter(tmp_path):
     spec = FeatureSpec((Field("city", "categorical"),), input_format=InputFormat(label="label"))
     parser = RowParser(spec, "csv")
     with TestPipeline(argv=DIRECT) as pipeline:
-        parsed = pipeline | preprocess.ReadRows([str(path)], parser)
-        assert_that(parsed.rows | beam.Map(lambda row: (row.label, row.values["city"])), equal_to([(1, "paris")]), label="Rows")
-        reasons = parsed[preprocess.DEAD_LETTER] | beam.Map(lambda record: (record["line"], record["reason"].split(":")[0]))
+        parsed = pipeline | transforms.ReadRows([str(path)], parser)
+        assert_that(
+            parsed.rows | beam.Map(lambda row: (row.label, row.values["city"])), equal_to([(1, "paris")]), label="Rows"
+        )
+        reasons = parsed[transforms.DEAD_LETTER] | beam.Map(
+            lambda record: (record["line"], record["reason"].split(":")[0])
+        )
         assert_that(
             reasons,
             equal_to([(3, "bad label '2'"), (4, "expected 2 columns, found 3"), (5, "undecodable bytes")]),
@@ -90,7 +100,9 @@ def test_read_rows_routes_bad_lines_to_the_dead_letter(tmp_path):
 @pytest.fixture(scope="module")
 def criteo_output(tmp_path_factory):
     output = str(tmp_path_factory.mktemp("criteo"))
-    result = preprocess.run(["--input", os.path.join(SAMPLES, "criteo_sample.tsv"), "--format", "criteo", "--output_dir", output] + DIRECT)
+    result = preprocess.run(
+        ["--input", os.path.join(SAMPLES, "criteo_sample.tsv"), "--format", "criteo", "--output_dir", output] + DIRECT
+    )
     return output, result
 
 
@@ -110,12 +122,18 @@ def test_criteo_sample_rows_are_conserved_and_split_8_1_1(criteo_output):
 @needs_samples
 def test_criteo_vocabularies_are_built_from_train_only(criteo_output):
     output, result = criteo_output
-    train_counts = collections.Counter(feature_value(example, "C3")[0].decode() for example in read_split(output, "train") if feature_value(example, "C3"))
+    train_counts = collections.Counter(
+        feature_value(example, "C3")[0].decode()
+        for example in read_split(output, "train")
+        if feature_value(example, "C3")
+    )
     with open(os.path.join(output, "vocabularies", "C3.txt"), encoding="utf-8") as stream:
         vocabulary = stream.read().splitlines()
     assert vocabulary == sorted((t for t, c in train_counts.items() if c >= 2), key=lambda t: (-train_counts[t], t))
     assert result.spec["C3"].vocabulary_size == len(vocabulary)
-    valid_only = {feature_value(e, "C3")[0].decode() for e in read_split(output, "valid") if feature_value(e, "C3")} - set(train_counts)
+    valid_only = {
+        feature_value(e, "C3")[0].decode() for e in read_split(output, "valid") if feature_value(e, "C3")
+    } - set(train_counts)
     assert valid_only and not valid_only & set(vocabulary)
     assert result.statistics["fields"]["C3"]["valid_oov_rate"] > 0
 
@@ -146,9 +164,14 @@ def test_make_dataset_batches_raw_features_with_the_right_types(criteo_output):
 def test_same_input_twice_gives_identical_outputs(criteo_output, tmp_path):
     first, _ = criteo_output
     second = str(tmp_path / "again")
-    preprocess.run(["--input", os.path.join(SAMPLES, "criteo_sample.tsv"), "--format", "criteo", "--output_dir", second] + DIRECT)
+    preprocess.run(
+        ["--input", os.path.join(SAMPLES, "criteo_sample.tsv"), "--format", "criteo", "--output_dir", second] + DIRECT
+    )
     for name in sorted(os.listdir(os.path.join(first, "vocabularies"))):
-        with open(os.path.join(first, "vocabularies", name), "rb") as a, open(os.path.join(second, "vocabularies", name), "rb") as b:
+        with (
+            open(os.path.join(first, "vocabularies", name), "rb") as a,
+            open(os.path.join(second, "vocabularies", name), "rb") as b,
+        ):
             assert a.read() == b.read(), name
     for split in ("train", "valid", "test"):
         assert sorted(e.SerializeToString(deterministic=True) for e in read_split(first, split)) == sorted(
@@ -158,7 +181,10 @@ def test_same_input_twice_gives_identical_outputs(criteo_output, tmp_path):
 
 @needs_samples
 def test_avazu_sample(tmp_path):
-    result = preprocess.run(["--input", os.path.join(SAMPLES, "avazu_sample.csv"), "--format", "avazu", "--output_dir", str(tmp_path)] + DIRECT)
+    result = preprocess.run(
+        ["--input", os.path.join(SAMPLES, "avazu_sample.csv"), "--format", "avazu", "--output_dir", str(tmp_path)]
+        + DIRECT
+    )
     rows = result.statistics["rows"]
     assert rows["rows_in"] == 9_999 == rows["rows_written"]
     for split, share in (("train", 0.8), ("valid", 0.1), ("test", 0.1)):
@@ -173,7 +199,16 @@ def test_avazu_sample(tmp_path):
 @needs_samples
 def test_frappe_through_the_csv_format(tmp_path):
     result = preprocess.run(
-        ["--input", os.path.join(SAMPLES, "frappe.csv"), "--format", "csv", "--spec", os.path.join(SPECS, "frappe.yaml"), "--output_dir", str(tmp_path)]
+        [
+            "--input",
+            os.path.join(SAMPLES, "frappe.csv"),
+            "--format",
+            "csv",
+            "--spec",
+            os.path.join(SPECS, "frappe.yaml"),
+            "--output_dir",
+            str(tmp_path),
+        ]
         + DIRECT
     )
     rows = result.statistics["rows"]
@@ -211,7 +246,19 @@ def bad_rows_file(tmp_path):
 def test_planted_bad_rows_land_in_the_dead_letter_with_their_reason(bad_rows_file, tmp_path):
     output = str(tmp_path / "out")
     result = preprocess.run(
-        ["--input", bad_rows_file, "--format", "criteo", "--min_count", "1", "--output_dir", output, "--max_bad_fraction", "0.9"] + DIRECT
+        [
+            "--input",
+            bad_rows_file,
+            "--format",
+            "criteo",
+            "--min_count",
+            "1",
+            "--output_dir",
+            output,
+            "--max_bad_fraction",
+            "0.9",
+        ]
+        + DIRECT
     )
     dead = sorted(read_dead_letters(output), key=lambda record: record["line"])
     assert [record["line"] for record in dead] == [2, 3, 5, 6]
@@ -222,7 +269,12 @@ def test_planted_bad_rows_land_in_the_dead_letter_with_their_reason(bad_rows_fil
         "rows_in": 6,
         "rows_written": 2,
         "rows_dead_lettered": 4,
-        "dead_letter_reasons": {"bad label '7'": 1, "expected 40 columns, found 3": 1, "field I1": 1, "undecodable bytes": 1},
+        "dead_letter_reasons": {
+            "bad label '7'": 1,
+            "expected 40 columns, found 3": 1,
+            "field I1": 1,
+            "undecodable bytes": 1,
+        },
     }
     examples = [e for split in ("train", "valid", "test") for e in read_split(output, split)]
     by_label = {feature_value(e, "label")[0]: e for e in examples}
@@ -234,7 +286,19 @@ def test_planted_bad_rows_land_in_the_dead_letter_with_their_reason(bad_rows_fil
 
 def test_too_many_bad_rows_fail_loudly(bad_rows_file, tmp_path):
     with pytest.raises(RuntimeError, match="4 of 6 rows .* more than --max_bad_fraction=0.5"):
-        preprocess.run(["--input", bad_rows_file, "--format", "criteo", "--output_dir", str(tmp_path / "out"), "--max_bad_fraction", "0.5"] + DIRECT)
+        preprocess.run(
+            [
+                "--input",
+                bad_rows_file,
+                "--format",
+                "criteo",
+                "--output_dir",
+                str(tmp_path / "out"),
+                "--max_bad_fraction",
+                "0.5",
+            ]
+            + DIRECT
+        )
 
 
 def test_csv_without_a_spec_is_refused(tmp_path):

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from featnet_tf.features import avazu_spec, criteo_spec
 from pipelines import examples, preprocess
+from pipelines.formats import avazu_spec, criteo_spec
 from pipelines.rows import RowParser
 from pipelines.splits import FixedSplit
 from tests.conftest import sample_data_dir
@@ -30,9 +30,14 @@ def test_index_file_puts_every_row_in_its_named_split(tmp_path):
     np.savez(tmp_path / "split.npz", **index)
     output = str(tmp_path / "out")
     result = preprocess.run(
-        ["--input", path, "--format", "criteo", "--split_indices", str(tmp_path / "split.npz"), "--output_dir", output] + DIRECT
+        ["--input", path, "--format", "criteo", "--split_indices", str(tmp_path / "split.npz"), "--output_dir", output]
+        + DIRECT
     )
-    assert {split: result.statistics["splits"][split]["rows"] for split in index} == {"train": 7_000, "valid": 1_500, "test": 1_500}
+    assert {split: result.statistics["splits"][split]["rows"] for split in index} == {
+        "train": 7_000,
+        "valid": 1_500,
+        "test": 1_500,
+    }
     assert result.statistics["split_provenance"] == {"method": "index_file", "index_file": str(tmp_path / "split.npz")}
     written = {split: serialized_split(output, split) for split in index}
     with open(path, encoding="utf-8") as stream:
@@ -44,8 +49,13 @@ def test_index_file_puts_every_row_in_its_named_split(tmp_path):
             row = parser.parse(lines[position], parser.columns(None), path, position + 1, position)
             example = examples.to_example(spec, row.values, row.label).SerializeToString(deterministic=True)
             assert example in written[split], f"row {position} is not in {split}"
-            assert all(example not in written[other] for other in index if other != split) or lines.count(lines[position]) > 1
-            assert int(lines[position].split("\t")[0]) == row.label and row.values["C1"] == lines[position].split("\t")[14]
+            assert (
+                all(example not in written[other] for other in index if other != split)
+                or lines.count(lines[position]) > 1
+            )
+            assert (
+                int(lines[position].split("\t")[0]) == row.label and row.values["C1"] == lines[position].split("\t")[14]
+            )
 
 
 @needs_samples
@@ -88,10 +98,24 @@ def test_bad_index_files_fail_before_any_output(tmp_path, index, message):
     np.savez(tmp_path / "split.npz", **{name: np.array(values) for name, values in index.items()})
     output = tmp_path / "out"
     with pytest.raises(ValueError, match=message):
-        preprocess.run(["--input", str(raw), "--format", "criteo", "--split_indices", str(tmp_path / "split.npz"), "--output_dir", str(output)] + DIRECT)
+        preprocess.run(
+            [
+                "--input",
+                str(raw),
+                "--format",
+                "criteo",
+                "--split_indices",
+                str(tmp_path / "split.npz"),
+                "--output_dir",
+                str(output),
+            ]
+            + DIRECT
+        )
     assert not output.exists()
 
 
 def test_input_and_pre_split_inputs_are_exclusive(tmp_path):
     with pytest.raises(ValueError, match="either --input, or pre-split"):
-        preprocess.run(["--input", "a.tsv", "--train", "b.tsv", "--format", "criteo", "--output_dir", str(tmp_path / "o")] + DIRECT)
+        preprocess.run(
+            ["--input", "a.tsv", "--train", "b.tsv", "--format", "criteo", "--output_dir", str(tmp_path / "o")] + DIRECT
+        )

@@ -4,8 +4,8 @@ import collections
 
 import pytest
 
-from featnet_tf.features import criteo_spec, avazu_spec
-from pipelines.rows import RowParser, expand_avazu_hour, field_tokens
+from pipelines.formats import AVAZU_RAW_CATEGORICAL, avazu_spec, criteo_spec, expand_avazu_hour, spec_for_format
+from pipelines.rows import RowParser, field_tokens
 from pipelines.splits import BadRowError, assign_split, split_by_value, split_thresholds
 
 CRITEO = RowParser(criteo_spec(), "criteo")
@@ -58,9 +58,12 @@ def test_avazu_hour_expands_like_bars_x4():
 def test_avazu_parser_keeps_the_64_bit_id_as_key():
     spec = avazu_spec()
     parser = RowParser(spec, "avazu")
-    header = "id,click,hour,C1,banner_pos,site_id,site_domain,site_category,app_id,app_domain,app_category,device_id,device_ip,device_model,device_type,device_conn_type,C14,C15,C16,C17,C18,C19,C20,C21"
+    header = ",".join(("id", "click", "hour") + AVAZU_RAW_CATEGORICAL)
     columns = parser.header_columns(header, "a.csv")
-    line = "10000174058809263569,0,14102100,1005,0,235ba823,f6ebf28e,f028772b,ecad2386,7801e8d9,07d7df22,a99f214a,69f45779,0eb711ec,1,0,8330,320,50,761,3,175,100075,23"
+    line = (
+        "10000174058809263569,0,14102100,1005,0,235ba823,f6ebf28e,f028772b,ecad2386,7801e8d9,07d7df22,a99f214a,"
+        "69f45779,0eb711ec,1,0,8330,320,50,761,3,175,100075,23"
+    )
     row = parser.parse(line, columns, "a.csv", 2, 0)
     assert row.key == "10000174058809263569" and row.label == 0
     assert (row.values["hour"], row.values["weekday"], row.values["weekend"]) == ("00", "1", "0")
@@ -85,3 +88,18 @@ def test_split_by_column():
         split_by_value("x", "hour", (10.0, 20.0))
     with pytest.raises(ValueError, match="split_ratios"):
         split_thresholds([1, 1])
+
+
+def test_built_in_formats_describe_their_columns():
+    criteo = criteo_spec()
+    assert criteo.num_fields == 39 and criteo.input_format.columns[0] == "label"
+    assert all(field.min_count == 2 for field in criteo.fields)
+    avazu = avazu_spec()
+    assert avazu.num_fields == 24 and "id" not in avazu.names and "weekday" in avazu.names
+
+
+def test_csv_format_needs_a_described_spec_and_an_unknown_format_is_named():
+    with pytest.raises(ValueError, match="`csv` format needs a FeatureSpec"):
+        spec_for_format("csv")
+    with pytest.raises(ValueError, match="Unknown input format 'parquet'"):
+        spec_for_format("parquet")

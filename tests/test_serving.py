@@ -14,10 +14,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, regression_pb2
 
-from featnet_tf import export, training
+from featnet_tf import prepared_data, saved_model
 from serving.client import PredictionClient
 from serving.local import LocalServer
-from tests.helpers import prepared_criteo, tiny_trained_run
 
 MAX_BATCH = 64
 
@@ -31,13 +30,12 @@ def running_server(base_path: str, model_name: str = "featnet", *extra: str):
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("serving"))
-    _, data_dir = prepared_criteo(root)
-    run = tiny_trained_run(data_dir, os.path.join(root, "run"))
-    base = os.path.join(root, "models", "featnet")
-    training.export_run(run, base)
-    files = sorted(tf.io.gfile.glob(os.path.join(data_dir, "test", "*.tfrecord.gz")))
+def deployment(tiny_run, tiny_export, tmp_path_factory):
+    """The suite's tiny FeatNet export served from a base path of this module's own."""
+    base = os.path.join(str(tmp_path_factory.mktemp("serving")), "models", "featnet")
+    shutil.copytree(tiny_export, os.path.join(base, "1"))
+    run = tiny_run
+    files = prepared_data.split_files(run.config.data.data_dir, "test")
     examples = [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(200)]
     own = tf.saved_model.load(os.path.join(base, "1")).signatures["serving_default"]
     expected = own(examples=tf.constant(examples))["probability"].numpy()
@@ -62,7 +60,7 @@ def test_grpc_predictions_equal_the_saved_models_own(deployment):
         from_examples = client.predict([tf.train.Example.FromString(e) for e in examples])
         from_raw_rows = client.predict([as_raw_row(e) for e in examples])
         inputs = client.signature_inputs("predict_raw")
-        raw = export.raw_inputs_from_examples(deployment["run"].spec, examples)
+        raw = saved_model.raw_inputs_from_examples(deployment["run"].spec, examples)
         outputs, version = client.predict_tensors({name: raw[name] for name in inputs}, "predict_raw")
     np.testing.assert_allclose(from_examples, expected, atol=1e-6)
     np.testing.assert_allclose(from_raw_rows, expected, atol=1e-6)
@@ -101,7 +99,7 @@ def test_eight_concurrent_clients_get_every_answer_right(deployment):
                 size = 1 + request % 4
                 got = client.predict([tf.train.Example.FromString(e) for e in examples[start : start + size]])
                 if not np.allclose(got, expected[start : start + size], atol=1e-6):
-                    failures.append(f"client {index} request {request}: {got} != {expected[start:start + size]}")
+                    failures.append(f"client {index} request {request}: {got} != {expected[start : start + size]}")
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(8)]
     for thread in threads:
@@ -119,7 +117,7 @@ def rpc_error(call) -> grpc.RpcError:
 
 def test_every_error_returns_its_status_and_names_the_fault(deployment):
     target, examples = deployment["target"], deployment["examples"]
-    raw = export.raw_inputs_from_examples(deployment["run"].spec, examples[:3])
+    raw = saved_model.raw_inputs_from_examples(deployment["run"].spec, examples[:3])
     with PredictionClient(target, "no_such_model", retries=0) as client:
         error = rpc_error(lambda: client.predict([tf.train.Example()]))
         assert error.code() == grpc.StatusCode.NOT_FOUND and "no_such_model" in error.details()
@@ -132,15 +130,25 @@ def test_every_error_returns_its_status_and_names_the_fault(deployment):
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "C7" in error.details()
         mistyped = dict(raw, C1=np.array([1.0, 2.0, 3.0], np.float32))
         error = rpc_error(lambda: client.predict_tensors(mistyped, "predict_raw"))
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "'C1'" in error.details() and "DT_STRING" in error.details()
+        assert (
+            error.code() == grpc.StatusCode.INVALID_ARGUMENT
+            and "'C1'" in error.details()
+            and "DT_STRING" in error.details()
+        )
         misshaped = dict(raw, I1=np.zeros((3, 2), np.float32))
         error = rpc_error(lambda: client.predict_tensors(misshaped, "predict_raw"))
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "'I1'" in error.details() and "shape" in error.details()
+        assert (
+            error.code() == grpc.StatusCode.INVALID_ARGUMENT
+            and "'I1'" in error.details()
+            and "shape" in error.details()
+        )
         error = rpc_error(lambda: client.predict([tf.train.Example()] * (MAX_BATCH + 1)))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "max_batch_size" in error.details()
         error = rpc_error(lambda: client.predict_tensors({"examples": np.array([b"not a proto"], dtype=object)}))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-        error = rpc_error(lambda: client.predict_tensors({"examples": np.array([examples[0]], dtype=object)}, "no_signature"))
+        error = rpc_error(
+            lambda: client.predict_tensors({"examples": np.array([examples[0]], dtype=object)}, "no_signature")
+        )
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "no_signature" in error.details()
 
 
@@ -153,7 +161,9 @@ def test_hot_reload_fails_no_request_and_a_broken_version_keeps_the_old_one(depl
         with PredictionClient(target, "featnet", retries=0) as client:
             while not stop.is_set():
                 try:
-                    request = client.predict_request({"examples": tf.make_tensor_proto([e.SerializeToString() for e in examples])})
+                    request = client.predict_request(
+                        {"examples": tf.make_tensor_proto([e.SerializeToString() for e in examples])}
+                    )
                     versions.add(client.predictions.Predict(request, timeout=10).model_spec.version.value)
                 except grpc.RpcError as error:
                     failures.append(error.code())
@@ -161,7 +171,7 @@ def test_hot_reload_fails_no_request_and_a_broken_version_keeps_the_old_one(depl
     thread = threading.Thread(target=loop)
     thread.start()
     time.sleep(0.5)
-    export.export_saved_model(deployment["run"].serving_model(), deployment["run"].spec, base)
+    saved_model.export_saved_model(deployment["run"].serving_model(), deployment["run"].spec, base)
     deadline = time.time() + 60
     while 2 not in versions and time.time() < deadline:
         time.sleep(0.1)

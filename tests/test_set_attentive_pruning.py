@@ -72,7 +72,9 @@ def test_fields_readout_matches_numpy_isab_second_stage():
     for b in range(2):
         for i in range(3):
             h = summaries[b, i]
-            reads = numpy_soft_threshold(np.maximum((subsets[b, i] @ w_q[i].T) @ (h @ w_h[i].T).T, 0.0), read_tau[i][None, :])
+            reads = numpy_soft_threshold(
+                np.maximum((subsets[b, i] @ w_q[i].T) @ (h @ w_h[i].T).T, 0.0), read_tau[i][None, :]
+            )
             want[b, i] = subsets[b, i] + reads @ h
     assert out.shape == shape
     np.testing.assert_allclose(scores.numpy(), want_scores, atol=1e-4)
@@ -126,7 +128,8 @@ def test_eq13_readout_has_no_cross_field_term_and_fields_readout_has_one():
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"scale_scores": True, "use_value_projection": True, "use_layer_norm": True}, {"readout": "logarithmic"}]
+    "options",
+    [{}, {"scale_scores": True, "use_value_projection": True, "use_layer_norm": True}, {"readout": "logarithmic"}],
 )
 def test_permuting_the_features_of_a_subset_changes_nothing(options):
     layer = SetAttentivePruning(num_queries=4, initial_threshold=-1.0, **options)
@@ -177,7 +180,12 @@ def test_invalid_arguments_are_named():
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"scale_scores": True, "use_value_projection": True, "use_layer_norm": True}, {"readout": "fields"}, {"readout": "logarithmic"}],
+    [
+        {},
+        {"scale_scores": True, "use_value_projection": True, "use_layer_norm": True},
+        {"readout": "fields"},
+        {"readout": "logarithmic"},
+    ],
 )
 def test_serialization_round_trip(options):
     run_serialization_test(SetAttentivePruning(num_queries=3, **options), tf.random.normal([2, 3, 5, 4]), atol=1e-5)

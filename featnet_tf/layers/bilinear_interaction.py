@@ -30,7 +30,9 @@ class BilinearInteraction(keras.layers.Layer):
     def __init__(self, bilinear_type: str = "field_interaction", **kwargs) -> None:
         super().__init__(**kwargs)
         if bilinear_type not in BILINEAR_TYPES:
-            raise ValueError(f"`bilinear_type` must be one of {BILINEAR_TYPES}. Received: bilinear_type={bilinear_type!r}")
+            raise ValueError(
+                f"`bilinear_type` must be one of {BILINEAR_TYPES}. Received: bilinear_type={bilinear_type!r}"
+            )
         self.bilinear_type = bilinear_type
 
     def build(self, input_shape: tf.TensorShape) -> None:

@@ -32,7 +32,13 @@ class CompressedInteraction(keras.layers.Layer):
         Interactions for Recommender Systems", KDD 2018, §3.2.
     """
 
-    def __init__(self, layer_sizes: Sequence[int] = (16, 16), activation: str = "linear", kernel_initializer: Any = "glorot_uniform", **kwargs) -> None:
+    def __init__(
+        self,
+        layer_sizes: Sequence[int] = (16, 16),
+        activation: str = "linear",
+        kernel_initializer: Any = "glorot_uniform",
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         layer_sizes = tuple(int(size) for size in layer_sizes)
         if not layer_sizes or any(size <= 0 for size in layer_sizes):
@@ -48,7 +54,11 @@ class CompressedInteraction(keras.layers.Layer):
         self.kernels = []
         for index, size in enumerate(self.layer_sizes):
             self.kernels.append(
-                self.add_weight(name=f"kernel_{index}", shape=(size, previous, fields), initializer=output_major_dense(self.kernel_initializer))
+                self.add_weight(
+                    name=f"kernel_{index}",
+                    shape=(size, previous, fields),
+                    initializer=output_major_dense(self.kernel_initializer),
+                )
             )
             previous = size
         super().build(input_shape)

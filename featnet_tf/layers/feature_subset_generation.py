@@ -70,8 +70,7 @@ class FeatureSubsetGeneration(keras.layers.Layer):
         input_shape = tf.TensorShape(input_shape)
         if input_shape.rank != 3 or input_shape[1] is None or input_shape[2] is None:
             raise ValueError(
-                f"FeatureSubsetGeneration expects inputs (batch, M, D) with static M and D. "
-                f"Received: {input_shape}"
+                f"FeatureSubsetGeneration expects inputs (batch, M, D) with static M and D. Received: {input_shape}"
             )
         num_fields, embedding_dim = input_shape[1], input_shape[2]
         self.expand_kernel = self.add_weight(

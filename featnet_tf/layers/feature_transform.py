@@ -64,20 +64,24 @@ class FeatureTransform(keras.layers.Layer):
         return {field.name: self._transform(field, inputs[field.name]) for field in self.feature_spec.fields}
 
     def _transform(self, field: Field, value: Any) -> tf.Tensor:
-        if field.kind == "multi_hot":
+        """One field's raw values → what `FieldEmbedding` takes for its kind's `model_input`."""
+        model_input = field.field_kind.model_input
+        if model_input == "id_list":
             if not isinstance(value, tf.RaggedTensor):
                 value = tf.RaggedTensor.from_tensor(tf.convert_to_tensor(value), padding="")
             ids = tf.ragged.map_flat_values(self._token_ids, field, value)
             return ids.to_tensor(default_value=MISSING_ID, shape=[None, field.max_length])
-        if field.kind == "dense_vector":
+        if model_input == "vector":
             value = tf.cast(value, tf.float32)
             return tf.where(tf.math.is_nan(value), tf.constant(field.default, tf.float32), value)
         value = tf.reshape(value, [-1])
-        if field.kind == "categorical":
+        if field.field_kind.raw_dtype == "string":
             return self._token_ids(field, value)
         value = tf.cast(value, tf.float32)
         if field.transform == "log_square_bucket":
-            return tf.where(tf.math.is_nan(value), tf.constant(MISSING_ID, tf.int64), self._token_ids(field, bucket_tokens(value)))
+            return tf.where(
+                tf.math.is_nan(value), tf.constant(MISSING_ID, tf.int64), self._token_ids(field, bucket_tokens(value))
+            )
         value = tf.where(tf.math.is_nan(value), tf.constant(field.default, tf.float32), value)
         if field.transform == "log_normalize":
             return tf.sign(value) * tf.math.log1p(tf.abs(value))

@@ -63,10 +63,11 @@ class FieldEmbedding(keras.layers.Layer):
         self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
 
         fields = feature_spec.fields
-        self._single_id_fields = [f for f in fields if f.uses_tokens and f.kind != "multi_hot"]
-        self._multi_hot_fields = [f for f in fields if f.kind == "multi_hot"]
+        inputs = {f.name: f.field_kind.model_input for f in fields}
+        self._single_id_fields = [f for f in fields if f.uses_tokens and inputs[f.name] == "scalar"]
+        self._multi_hot_fields = [f for f in fields if inputs[f.name] == "id_list"]
         self._value_fields = [f for f in fields if f.is_value_scaled]
-        self._dense_fields = [f for f in fields if f.kind == "dense_vector"]
+        self._dense_fields = [f for f in fields if inputs[f.name] == "vector"]
         token_fields = self._single_id_fields + self._multi_hot_fields
         sizes = [f.num_ids for f in token_fields]
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else []

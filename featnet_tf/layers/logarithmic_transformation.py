@@ -40,7 +40,9 @@ class LogarithmicTransformation(keras.layers.Layer):
 
     def build(self, input_shape: tf.TensorShape) -> None:
         fields, dim = int(input_shape[1]), int(input_shape[2])
-        self.kernel = self.add_weight(name="kernel", shape=(fields, self.num_neurons), initializer=fresh("glorot_uniform"))
+        self.kernel = self.add_weight(
+            name="kernel", shape=(fields, self.num_neurons), initializer=fresh("glorot_uniform")
+        )
         self.bias = self.add_weight(name="bias", shape=(self.num_neurons, 1), initializer="zeros")
         self.log_norm.build(tf.TensorShape([None, fields, dim]))
         self.exp_norm.build(tf.TensorShape([None, self.num_neurons * dim]))

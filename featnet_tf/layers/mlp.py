@@ -52,7 +52,9 @@ class MLP(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.blocks = []
         for index, units in enumerate(hidden_units):
-            block = [keras.layers.Dense(units, kernel_initializer=fresh(self.kernel_initializer), name=f"dense_{index}")]
+            block = [
+                keras.layers.Dense(units, kernel_initializer=fresh(self.kernel_initializer), name=f"dense_{index}")
+            ]
             if use_batch_norm:
                 block.append(keras.layers.BatchNormalization(synchronized=True, name=f"batch_norm_{index}"))
             block.append(keras.layers.Activation(activation, name=f"activation_{index}"))

@@ -31,7 +31,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def __init__(self, num_heads: int = 2, head_dim: int = 32, use_residual: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         if num_heads <= 0 or head_dim <= 0:
-            raise ValueError(f"`num_heads` and `head_dim` must be positive. Received: num_heads={num_heads}, head_dim={head_dim}")
+            raise ValueError(
+                f"`num_heads` and `head_dim` must be positive. Received: num_heads={num_heads}, head_dim={head_dim}"
+            )
         self.num_heads = int(num_heads)
         self.head_dim = int(head_dim)
         self.use_residual = bool(use_residual)

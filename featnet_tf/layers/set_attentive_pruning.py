@@ -11,7 +11,6 @@ import tf_keras as keras
 from featnet_tf.layers._initializers import stacked
 from featnet_tf.layers.soft_threshold import SoftThreshold, soft_threshold
 
-
 READOUTS = ("induced", "fields", "logarithmic")
 # The logarithmic readout's floor on |x| (log|x| ≥ log 1e-4 ≈ −9.2) and bound
 # on the exponent (e^±30 stays finite in float32 and in the towers' variance).
@@ -125,8 +124,7 @@ class SetAttentivePruning(keras.layers.Layer):
         input_shape = tf.TensorShape(input_shape)
         if input_shape.rank != 4 or input_shape[1] is None or input_shape[3] is None:
             raise ValueError(
-                "SetAttentivePruning expects inputs (batch, S, M, D) with static S and D. "
-                f"Received: {input_shape}"
+                f"SetAttentivePruning expects inputs (batch, S, M, D) with static S and D. Received: {input_shape}"
             )
         num_subsets, embedding_dim = input_shape[1], input_shape[3]
         self.key_kernel = self.add_weight(
@@ -199,10 +197,14 @@ class SetAttentivePruning(keras.layers.Layer):
         interactions = summaries
         if self.readout == "fields":
             # Q·K_Hᵀ = (X·W_Qᵀ)·(H·W_Hᵀ)ᵀ = X·(W_Qᵀ·W_H)·Hᵀ
-            field_queries = tf.matmul(rows, tf.matmul(self.query_kernel, self.summary_key_kernel, transpose_b=True))  # Eq. 7
+            field_queries = tf.matmul(
+                rows, tf.matmul(self.query_kernel, self.summary_key_kernel, transpose_b=True)
+            )  # Eq. 7
             field_queries = tf.reshape(field_queries, tf.shape(x))
             read_tau = tf.reshape(self.readout_threshold.threshold, [num_subsets, 1, 1, self.num_queries])
-            reads = soft_threshold(tf.nn.relu(tf.matmul(field_queries, summaries, transpose_b=True)), read_tau)  # (S, B, M, E)
+            reads = soft_threshold(
+                tf.nn.relu(tf.matmul(field_queries, summaries, transpose_b=True)), read_tau
+            )  # (S, B, M, E)
             interactions = x + tf.matmul(reads, summaries)  # (S, B, M, D)
         interactions = tf.transpose(interactions, [1, 0, 2, 3])
         if self.layer_norm is not None:

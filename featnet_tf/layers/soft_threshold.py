@@ -50,8 +50,7 @@ class SoftThreshold(keras.layers.Layer):
         self.shared_axes = tuple(int(axis) for axis in shared_axes) if shared_axes else None
         if self.shared_axes is not None and any(axis <= 0 for axis in self.shared_axes):
             raise ValueError(
-                "`shared_axes` cannot contain the batch axis 0 or negative axes. "
-                f"Received: shared_axes={shared_axes}"
+                f"`shared_axes` cannot contain the batch axis 0 or negative axes. Received: shared_axes={shared_axes}"
             )
 
     def build(self, input_shape: tf.TensorShape) -> None:
@@ -60,8 +59,7 @@ class SoftThreshold(keras.layers.Layer):
         for axis in self.shared_axes or ():
             if axis >= input_shape.rank:
                 raise ValueError(
-                    f"`shared_axes` has axis {axis}, but the input has rank "
-                    f"{input_shape.rank}: {input_shape}"
+                    f"`shared_axes` has axis {axis}, but the input has rank {input_shape.rank}: {input_shape}"
                 )
             threshold_shape[axis - 1] = 1
         if any(dim is None for dim in threshold_shape):

@@ -49,8 +49,12 @@ class SqueezeExcitation(keras.layers.Layer):
     def build(self, input_shape: tf.TensorShape) -> None:
         fields = int(input_shape[1])
         reduced = max(1, int(fields / self.reduction_ratio))
-        self.squeeze_kernel = self.add_weight(name="squeeze_kernel", shape=(fields, reduced), initializer=fresh("glorot_uniform"))
-        self.excite_kernel = self.add_weight(name="excite_kernel", shape=(reduced, fields), initializer=fresh("glorot_uniform"))
+        self.squeeze_kernel = self.add_weight(
+            name="squeeze_kernel", shape=(fields, reduced), initializer=fresh("glorot_uniform")
+        )
+        self.excite_kernel = self.add_weight(
+            name="excite_kernel", shape=(reduced, fields), initializer=fresh("glorot_uniform")
+        )
         if self.excitation == "sigmoid":
             self.excite_bias = self.add_weight(name="excite_bias", shape=(fields,), initializer="zeros")
         super().build(input_shape)

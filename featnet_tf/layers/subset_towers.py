@@ -84,7 +84,9 @@ class SubsetTowers(keras.layers.Layer):
         self.kernels, self.biases = [], []
         for index, units in enumerate(self.hidden_units):
             initializer = stacked(self.kernel_initializer)
-            self.kernels.append(self.add_weight(name=f"kernel_{index}", shape=(num_towers, width, units), initializer=initializer))
+            self.kernels.append(
+                self.add_weight(name=f"kernel_{index}", shape=(num_towers, width, units), initializer=initializer)
+            )
             self.biases.append(self.add_weight(name=f"bias_{index}", shape=(num_towers, 1, units), initializer="zeros"))
             width = units
         super().build(input_shape)
@@ -113,4 +115,3 @@ class SubsetTowers(keras.layers.Layer):
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config
-

@@ -1,80 +1,101 @@
-"""CTR models, registered by name so that `--model NAME` builds any of them."""
+"""CTR models, registered by name so that `--model NAME` builds any of them.
+
+The registry owns the model names, their variants (presets of a class) and
+the arguments each takes with their defaults; `featnet_tf.experiments` reads
+it to complete and validate a config's ``model`` section.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-import typing
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from featnet_tf.features import FeatureSpec
-from featnet_tf.layers.feature_transform import FeatureTransform
-from featnet_tf.models.afn import AFN, afn_plus
-from featnet_tf.models.autoint import AutoInt, autoint_plus
+from featnet_tf.models.afn import AFN, AFN_PLUS
+from featnet_tf.models.autoint import AUTOINT_PLUS, AutoInt
 from featnet_tf.models.dcnv2 import DCNv2
 from featnet_tf.models.deepfm import DeepFM
-from featnet_tf.models.featnet import FeatNet, FeatNetOutputs, featnet_eq13
+from featnet_tf.models.featnet import FEATNET_EQ13, FeatNet, FeatNetOutputs, featnet_eq13
 from featnet_tf.models.fibinet import FiBiNET
 from featnet_tf.models.linear import FM, LogisticRegression
 from featnet_tf.models.raw_features import RawFeatureModel
 from featnet_tf.models.xdeepfm import XDeepFM
 
-MODELS: dict[str, Callable[..., Any]] = {
-    "featnet": FeatNet,
-    "featnet_eq13": featnet_eq13,
-    "lr": LogisticRegression,
-    "fm": FM,
-    "deepfm": DeepFM,
-    "xdeepfm": XDeepFM,
-    "autoint": AutoInt,
-    "autoint_plus": autoint_plus,
-    "afn": AFN,
-    "afn_plus": afn_plus,
-    "fibinet": FiBiNET,
-    "dcnv2": DCNv2,
+EMBEDDING_ARGUMENTS = ("embedding_dim", "embeddings_regularizer")  # the config's `model.embedding_*` options
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredModel:
+    """A model of the registry: its class and the arguments that make it this
+    variant (AutoInt+ is `AutoInt` with a DNN, the literal FeatNet is
+    `FeatNet` with the paper's settings)."""
+
+    model_class: type
+    presets: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def arguments(self) -> dict[str, Any]:
+        """Every constructor argument but the spec and the embedding options,
+        with this variant's defaults: what ``model.*`` in a config may set."""
+        parameters = inspect.signature(self.model_class.__init__).parameters.values()
+        defaults = {
+            parameter.name: parameter.default
+            for parameter in parameters
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+            and parameter.name not in ("self", "feature_spec", *EMBEDDING_ARGUMENTS)
+        }
+        return {**defaults, **self.presets}
+
+    def build(self, feature_spec: FeatureSpec, **kwargs: Any):
+        return self.model_class(feature_spec, **{**self.presets, **kwargs})
+
+
+MODELS: dict[str, RegisteredModel] = {
+    "featnet": RegisteredModel(FeatNet),
+    "featnet_eq13": RegisteredModel(FeatNet, FEATNET_EQ13),
+    "lr": RegisteredModel(LogisticRegression),
+    "fm": RegisteredModel(FM),
+    "deepfm": RegisteredModel(DeepFM),
+    "xdeepfm": RegisteredModel(XDeepFM),
+    "autoint": RegisteredModel(AutoInt),
+    "autoint_plus": RegisteredModel(AutoInt, AUTOINT_PLUS),
+    "afn": RegisteredModel(AFN),
+    "afn_plus": RegisteredModel(AFN, AFN_PLUS),
+    "fibinet": RegisteredModel(FiBiNET),
+    "dcnv2": RegisteredModel(DCNv2),
 }
 
 
-def model_arguments(name: str) -> set[str]:
-    """The keyword arguments the model registered as `name` takes: its
-    builder's, and for a builder function that passes ``**kwargs`` on, those
-    of the class it returns."""
+def registered(name: str) -> RegisteredModel:
+    """The model registered as `name`, or a `ValueError` listing the registered names."""
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}. Registered models: {sorted(MODELS)}")
-    builder = MODELS[name]
-    constructors = [builder.__init__ if inspect.isclass(builder) else builder]
-    returned = None if inspect.isclass(builder) else typing.get_type_hints(builder).get("return")
-    if returned is not None:
-        constructors.append(returned.__init__)
-    names: set[str] = set()
-    for constructor in constructors:
-        for parameter in inspect.signature(constructor).parameters.values():
-            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
-                names.add(parameter.name)
-    return names - {"self", "feature_spec"}
+    return MODELS[name]
+
+
+def model_arguments(name: str) -> dict[str, Any]:
+    """The arguments (with their defaults) that configure the model registered as `name`."""
+    return registered(name).arguments()
 
 
 def check_model_arguments(name: str, kwargs: Mapping[str, Any]) -> None:
     """Raises `ValueError` naming the model and every argument it does not take."""
-    accepted = model_arguments(name)
+    accepted = set(model_arguments(name)) | set(EMBEDDING_ARGUMENTS)
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         config_keys = ", ".join(f"model.{key}" for key in unknown)
-        raise ValueError(f"Model {name!r} takes no argument {unknown} ({config_keys}). Its arguments: {sorted(accepted)}")
+        accepted_names = sorted(model_arguments(name))
+        raise ValueError(f"Model {name!r} takes no argument {unknown} ({config_keys}). Its arguments: {accepted_names}")
 
 
-def build_model(name: str, feature_spec: FeatureSpec, vocabulary_dir: str | None = None, **kwargs: Any):
-    """Builds the model registered as `name` on `feature_spec`.
-
-    With `vocabulary_dir` (a preprocessing output directory) the model takes
-    raw values: a `RawFeatureModel` of `FeatureTransform` and the ranker.
-    Without, it takes the indexed inputs of `FieldEmbedding`.
-    """
-    if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}. Registered models: {sorted(MODELS)}")
-    ranker = MODELS[name](feature_spec, **kwargs)
-    if vocabulary_dir is None:
-        return ranker
-    return RawFeatureModel(FeatureTransform(feature_spec, vocabulary_dir, name="transform"), ranker, name=f"{name}_raw")
+def build_model(name: str, feature_spec: FeatureSpec, **kwargs: Any):
+    """The ranker registered as `name` on `feature_spec`: indexed inputs (those
+    of `FieldEmbedding`) → logits. For raw values in front of it (training's
+    `tf.data` path and the export), wrap it as ``RawFeatureModel(FeatureTransform
+    (spec, data_dir), ranker)``, which `featnet_tf.training.Run.serving_model`
+    does for a run."""
+    check_model_arguments(name, kwargs)
+    return registered(name).build(feature_spec, **kwargs)
 
 
 __all__ = [
@@ -89,9 +110,11 @@ __all__ = [
     "LogisticRegression",
     "MODELS",
     "RawFeatureModel",
+    "RegisteredModel",
     "XDeepFM",
     "build_model",
     "check_model_arguments",
     "featnet_eq13",
     "model_arguments",
+    "registered",
 ]

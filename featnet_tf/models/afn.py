@@ -45,7 +45,9 @@ class AFN(EmbeddingModel):
         self.ensemble_units = tuple(ensemble_units)
         self.logarithmic = LogarithmicTransformation(self.num_neurons, name="logarithmic")
         self.mlp = deep_tower(self.hidden_units, self.dropout, True, name="mlp")
-        self.ensemble = deep_tower(self.ensemble_units, self.dropout, False, name="ensemble") if self.ensemble_units else None
+        self.ensemble = (
+            deep_tower(self.ensemble_units, self.dropout, False, name="ensemble") if self.ensemble_units else None
+        )
 
     def call(self, inputs, training=None) -> tf.Tensor:
         embeddings = self.field_embedding(inputs)
@@ -64,6 +66,5 @@ class AFN(EmbeddingModel):
         }
 
 
-def afn_plus(feature_spec, ensemble_units: Sequence[int] = (400, 400, 400), **kwargs) -> AFN:
-    """AFN+: AFN ensembled with a DNN."""
-    return AFN(feature_spec, ensemble_units=ensemble_units, **kwargs)
+# AFN+: AFN ensembled with a DNN (the registry's `afn_plus`).
+AFN_PLUS = {"ensemble_units": (400, 400, 400)}

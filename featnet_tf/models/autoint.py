@@ -47,7 +47,9 @@ class AutoInt(EmbeddingModel):
             raise ValueError(f"`num_layers` must be positive. Received: num_layers={num_layers}")
         self.num_layers, self.num_heads, self.head_dim = int(num_layers), int(num_heads), int(head_dim)
         self.hidden_units, self.dropout = tuple(hidden_units), float(dropout)
-        self.interacting = [MultiHeadSelfAttention(num_heads, head_dim, name=f"interacting_{i}") for i in range(self.num_layers)]
+        self.interacting = [
+            MultiHeadSelfAttention(num_heads, head_dim, name=f"interacting_{i}") for i in range(self.num_layers)
+        ]
         self.attention_logit = keras.layers.Dense(1, name="attention_logit")
         self.dnn = deep_tower(self.hidden_units, self.dropout, False, name="dnn") if self.hidden_units else None
 
@@ -56,7 +58,9 @@ class AutoInt(EmbeddingModel):
         hidden = embeddings
         for layer in self.interacting:
             hidden = layer(hidden)
-        logit = self.attention_logit(tf.reshape(hidden, [-1, self.feature_spec.num_fields * self.num_heads * self.head_dim]))
+        logit = self.attention_logit(
+            tf.reshape(hidden, [-1, self.feature_spec.num_fields * self.num_heads * self.head_dim])
+        )
         if self.dnn is not None:
             flat = tf.reshape(embeddings, [-1, self.feature_spec.num_fields * self.embedding_dim])
             logit += self.dnn(flat, training=training)
@@ -72,6 +76,5 @@ class AutoInt(EmbeddingModel):
         }
 
 
-def autoint_plus(feature_spec, hidden_units: Sequence[int] = (400, 400), **kwargs) -> AutoInt:
-    """AutoInt+: AutoInt with a parallel DNN (the paper's 2 × 400 by default)."""
-    return AutoInt(feature_spec, hidden_units=hidden_units, **kwargs)
+# AutoInt+: AutoInt with a parallel DNN, the paper's 2 × 400 (the registry's `autoint_plus`).
+AUTOINT_PLUS = {"hidden_units": (400, 400)}

@@ -12,7 +12,9 @@ from featnet_tf.layers import MLP, FieldEmbedding
 
 
 class EmbeddingModel(keras.Model):
-    """Base of the CTR baselines: indexed inputs → ``(batch, 1)`` logits.
+    """Base of every CTR model here, FeatNet included: the `FeatureSpec`, the
+    field embeddings of Eq. 1 (indexed inputs → ``(batch, M, D)``) and the
+    config of both; subclasses map them to ``(batch, 1)`` logits.
 
     Subclasses set up their layers after calling ``super().__init__`` and
     list their own constructor arguments in `_config`.
@@ -21,6 +23,8 @@ class EmbeddingModel(keras.Model):
         feature_spec: the inputs (a `FeatureSpec` or its dict).
         embedding_dim: D, the size of the field embeddings.
         embeddings_regularizer: optional regularizer of the id tables.
+        embeddings_initializer: initializer of the id tables. Default
+            uniform(±0.05), Keras' own.
     """
 
     def __init__(
@@ -28,6 +32,7 @@ class EmbeddingModel(keras.Model):
         feature_spec: FeatureSpec | Mapping[str, Any],
         embedding_dim: int = 16,
         embeddings_regularizer: Any = None,
+        embeddings_initializer: Any = "uniform",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -36,8 +41,13 @@ class EmbeddingModel(keras.Model):
         self.feature_spec = feature_spec
         self.embedding_dim = int(embedding_dim)
         self.embeddings_regularizer = embeddings_regularizer
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.field_embedding = FieldEmbedding(
-            feature_spec, embedding_dim, embeddings_regularizer=embeddings_regularizer, name="field_embedding"
+            feature_spec,
+            embedding_dim,
+            embeddings_initializer=self.embeddings_initializer,
+            embeddings_regularizer=embeddings_regularizer,
+            name="field_embedding",
         )
 
     def _config(self) -> dict[str, Any]:
@@ -50,6 +60,7 @@ class EmbeddingModel(keras.Model):
             "feature_spec": self.feature_spec.to_dict(),
             "embedding_dim": self.embedding_dim,
             "embeddings_regularizer": keras.regularizers.serialize(regularizer) if regularizer else None,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
             **self._config(),
         }
 
@@ -88,4 +99,6 @@ class LinearTerm(keras.layers.Layer):
 
 def deep_tower(hidden_units, dropout: float, use_batch_norm: bool, name: str) -> keras.Sequential:
     """An MLP followed by the logit unit."""
-    return keras.Sequential([MLP(hidden_units, dropout=dropout, use_batch_norm=use_batch_norm), keras.layers.Dense(1)], name=name)
+    return keras.Sequential(
+        [MLP(hidden_units, dropout=dropout, use_batch_norm=use_batch_norm), keras.layers.Dense(1)], name=name
+    )

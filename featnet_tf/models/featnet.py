@@ -8,9 +8,14 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf.features import FeatureSpec
-from featnet_tf.layers import FeatureSubsetGeneration, FieldEmbedding, SetAttentivePruning, SqueezeExcitation, SubsetTowers
+from featnet_tf.layers import (
+    FeatureSubsetGeneration,
+    SetAttentivePruning,
+    SqueezeExcitation,
+    SubsetTowers,
+)
 from featnet_tf.layers._normalization import standardize
-from featnet_tf.models.base import LinearTerm, deep_tower
+from featnet_tf.models.base import EmbeddingModel, LinearTerm, deep_tower
 
 # N(0, 1), the default of PyTorch's nn.Embedding that the paper's implementation
 # used. The literal model's interactions are cubic in the embedding scale
@@ -49,7 +54,7 @@ class FeatNetOutputs(NamedTuple):
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
-class FeatNet(keras.Model):
+class FeatNet(EmbeddingModel):
     """FeatNet: embeddings → FSGN → SAPN → per-subset towers → logit.
 
     * Eq. 1: `FieldEmbedding` gives ``x ∈ R^{B×M×D}``;
@@ -154,11 +159,7 @@ class FeatNet(keras.Model):
         embeddings_regularizer: Any = None,
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
-        if isinstance(feature_spec, Mapping):
-            feature_spec = FeatureSpec.from_dict(feature_spec)
-        self.feature_spec = feature_spec
-        self.embedding_dim = int(embedding_dim)
+        super().__init__(feature_spec, embedding_dim, embeddings_regularizer, embeddings_initializer, **kwargs)
         self.num_subsets = int(num_subsets)
         self.expand_ratio = int(expand_ratio)
         self.num_queries = int(num_queries)
@@ -178,17 +179,8 @@ class FeatNet(keras.Model):
         if field_gating not in FIELD_GATINGS:
             raise ValueError(f"`field_gating` must be one of {FIELD_GATINGS}. Received: field_gating={field_gating!r}")
         self.field_gating = field_gating
-        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
-        self.embeddings_regularizer = embeddings_regularizer
 
-        # === Layers ===
-        self.field_embedding = FieldEmbedding(
-            feature_spec,
-            embedding_dim,
-            embeddings_initializer=self.embeddings_initializer,
-            embeddings_regularizer=embeddings_regularizer,
-            name="field_embedding",
-        )
+        # === Layers === (`field_embedding`, Eq. 1, is `EmbeddingModel`'s)
         self.subset_generation = FeatureSubsetGeneration(
             num_subsets,
             expand_ratio,
@@ -209,8 +201,10 @@ class FeatNet(keras.Model):
         )
         self.output_layer = keras.layers.Dense(1, name="logit")
         self.dnn = deep_tower(self.dnn_units, self.dropout, self.dnn_batch_norm, name="dnn") if self.dnn_units else None
-        self.linear = LinearTerm(feature_spec, name="linear") if use_linear else None
-        self.field_gate = SqueezeExcitation(excitation="sigmoid", name="field_gate") if field_gating == "senet" else None
+        self.linear = LinearTerm(self.feature_spec, name="linear") if use_linear else None
+        self.field_gate = (
+            SqueezeExcitation(excitation="sigmoid", name="field_gate") if field_gating == "senet" else None
+        )
 
     # === Forward ===
 
@@ -242,11 +236,8 @@ class FeatNet(keras.Model):
 
     # === Config ===
 
-    def get_config(self) -> dict:
+    def _config(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "feature_spec": self.feature_spec.to_dict(),
-            "embedding_dim": self.embedding_dim,
             "num_subsets": self.num_subsets,
             "expand_ratio": self.expand_ratio,
             "num_queries": self.num_queries,
@@ -264,32 +255,26 @@ class FeatNet(keras.Model):
             "dnn_batch_norm": self.dnn_batch_norm,
             "use_linear": self.use_linear,
             "field_gating": self.field_gating,
-            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
-            "embeddings_regularizer": keras.regularizers.serialize(keras.regularizers.get(self.embeddings_regularizer))
-            if self.embeddings_regularizer
-            else None,
         }
 
-    @classmethod
-    def from_config(cls, config: dict) -> "FeatNet":
-        return cls(**config)
+
+# FeatNet exactly as the paper writes it: Eq. 13's ``E×D`` readout, no
+# normalisation, dropout, DNN or linear term, τ starting at −10 and the N(0, 1)
+# embeddings of the authors' PyTorch code (the registry's `featnet_eq13`).
+FEATNET_EQ13 = {
+    "readout": "induced",
+    "fsgn_initial_threshold": -10.0,
+    "sapn_initial_threshold": -10.0,
+    "normalize_tower_inputs": False,
+    "normalize_embeddings": False,
+    "dropout": 0.0,
+    "dnn_units": (),
+    "dnn_batch_norm": False,
+    "use_linear": False,
+    "embeddings_initializer": PAPER_EMBEDDINGS_INITIALIZER,
+}
 
 
 def featnet_eq13(feature_spec, **kwargs) -> FeatNet:
-    """FeatNet exactly as the paper writes it: Eq. 13's ``E×D`` readout, no
-    normalisation, dropout, DNN or linear term, τ starting at −10 and the
-    N(0, 1) embeddings of the authors' PyTorch code. Every argument of
-    `FeatNet` can still be overridden."""
-    literal = dict(
-        readout="induced",
-        fsgn_initial_threshold=-10.0,
-        sapn_initial_threshold=-10.0,
-        normalize_tower_inputs=False,
-        normalize_embeddings=False,
-        dropout=0.0,
-        dnn_units=(),
-        dnn_batch_norm=False,
-        use_linear=False,
-        embeddings_initializer=PAPER_EMBEDDINGS_INITIALIZER,
-    )
-    return FeatNet(feature_spec, **{**literal, **kwargs})
+    """The literal paper (`FEATNET_EQ13`); every argument of `FeatNet` can still be overridden."""
+    return FeatNet(feature_spec, **{**FEATNET_EQ13, **kwargs})

@@ -21,7 +21,9 @@ class RawFeatureModel(keras.Model):
             logits (or its serialized config).
     """
 
-    def __init__(self, transform: FeatureTransform | Mapping[str, Any], ranker: keras.Model | Mapping[str, Any], **kwargs) -> None:
+    def __init__(
+        self, transform: FeatureTransform | Mapping[str, Any], ranker: keras.Model | Mapping[str, Any], **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         if isinstance(transform, Mapping):
             transform = keras.layers.deserialize(dict(transform))

@@ -36,7 +36,11 @@ class XDeepFM(EmbeddingModel):
         **kwargs,
     ) -> None:
         super().__init__(feature_spec, embedding_dim, embeddings_regularizer, **kwargs)
-        self.cin_layer_sizes, self.hidden_units, self.dropout = tuple(cin_layer_sizes), tuple(hidden_units), float(dropout)
+        self.cin_layer_sizes, self.hidden_units, self.dropout = (
+            tuple(cin_layer_sizes),
+            tuple(hidden_units),
+            float(dropout),
+        )
         self.linear = LinearTerm(self.feature_spec, name="linear")
         self.cin = CompressedInteraction(self.cin_layer_sizes, name="cin")
         self.cin_logit = keras.layers.Dense(1, name="cin_logit")
@@ -48,4 +52,8 @@ class XDeepFM(EmbeddingModel):
         return self.linear(inputs) + self.cin_logit(self.cin(embeddings)) + self.dnn(flat, training=training)
 
     def _config(self):
-        return {"cin_layer_sizes": list(self.cin_layer_sizes), "hidden_units": list(self.hidden_units), "dropout": self.dropout}
+        return {
+            "cin_layer_sizes": list(self.cin_layer_sizes),
+            "hidden_units": list(self.hidden_units),
+            "dropout": self.dropout,
+        }

@@ -16,7 +16,7 @@
    of its predictions is checked against the online server's answers;
 6. `featnet_tf.analyze` writes the report of what the model learned.
 
-    python -m featnet_tf.demo [--rows 100000] [--epochs 12] [--work_dir demo_output]
+    python -m demo [--rows 100000] [--epochs 12] [--work_dir demo_output]
 """
 
 from __future__ import annotations
@@ -29,19 +29,18 @@ import shutil
 import sys
 import time
 
-import featnet_tf  # noqa: F401  (selects legacy Keras)
 import pandas as pd
 
+import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf import analyze, train
 from featnet_tf.benchmark import FAIR_RECIPE
-from featnet_tf.features import criteo_spec
 from featnet_tf.metrics import binary_auc, log_loss
 from pipelines import preprocess, score, synthesize
+from pipelines.formats import criteo_spec
 from pipelines.rows import RowParser
 from pipelines.splits import FixedSplit, file_splits
 from serving.client import PredictionClient
 from serving.local import LocalServer
-
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -70,12 +69,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # the demo's time.
     demo_flags = (f"training.epochs={args.epochs}", "training.early_stopping_patience=1", f"training.seed={args.seed}")
     recipe = [item for flag in FAIR_RECIPE + demo_flags for item in ("--set", flag)]
-    if train.main(["--experiment", "featnet_criteo", "--data_dir", data_dir, "--run_dir", run_dir] + recipe):
+    if train.main(["--experiment", "featnet", "--data_dir", data_dir, "--run_dir", run_dir] + recipe):
         raise SystemExit("training FeatNet failed")
     lr_dir = os.path.join(args.work_dir, "run_lr")
     # Logistic regression converges slowly from Adam 1e-3; 1e-2 gets it there within the cap.
     lr_recipe = recipe + ["--set", "training.learning_rate=0.01"]
-    if train.main(["--experiment", "lr_criteo", "--data_dir", data_dir, "--run_dir", lr_dir, "--no_export"] + lr_recipe):
+    if train.main(["--experiment", "lr", "--data_dir", data_dir, "--run_dir", lr_dir, "--no_export"] + lr_recipe):
         raise SystemExit("training logistic regression failed")
     with open(os.path.join(run_dir, "metrics.json")) as stream:
         metrics = json.load(stream)
@@ -92,7 +91,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     }
     closed = (results["test_auc"] - results["lr_test_auc"]) / (results["bayes_auc"] - results["lr_test_auc"])
     print(
-        f"On {metrics['examples']:,} test rows: FeatNet AUC {results['test_auc']:.4f} (LogLoss {results['test_logloss']:.4f}, "
+        f"On {metrics['examples']:,} test rows: FeatNet AUC {results['test_auc']:.4f} (LogLoss "
+        f"{results['test_logloss']:.4f}, "
         f"best epoch {results['best_epoch']}) | logistic regression AUC {results['lr_test_auc']:.4f} | "
         f"Bayes-optimal AUC {results['bayes_auc']:.4f} (LogLoss {results['bayes_logloss']:.4f}); "
         f"FeatNet closes {closed:.0%} of the gap from logistic regression to the Bayes-optimal AUC",
@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     with open(test_raw, "w", encoding="utf-8") as stream:
         stream.write("\n".join(test_lines) + "\n")
     parser = RowParser(criteo_spec(), "criteo", FixedSplit("test"))
-    sample = [parser.parse(line, parser.columns(None), test_raw, number, number - 1) for number, line in enumerate(test_lines[:200], start=1)]
+    sample = [
+        parser.parse(line, parser.columns(None), test_raw, number, number - 1)
+        for number, line in enumerate(test_lines[:200], start=1)
+    ]
 
     export_base = os.path.join(run_dir, "export")
     print("== 4/6 serve over gRPC", flush=True)
@@ -119,7 +122,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     print("== 5/6 batch scoring with Beam", flush=True)
     scores = os.path.join(args.work_dir, "scores", "part")
-    score.run(["--model", export_base, "--input", test_raw, "--format", "criteo", "--output", scores, "--runner=DirectRunner"])
+    score.run(
+        ["--model", export_base, "--input", test_raw, "--format", "criteo", "--output", scores, "--runner=DirectRunner"]
+    )
     frame = pd.concat(pd.read_csv(path) for path in sorted(glob.glob(scores + "*.csv")))
     batch = dict(zip(frame["key"], frame["probability"]))
     difference = max(abs(batch[row.key] - p) for row, p in zip(sample, online))
@@ -130,7 +135,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print("== 6/6 analyse", flush=True)
     analyze.main(["--run_dir", run_dir, "--max_rows", "5000"])
     results["online_batch_max_difference"] = float(difference)
-    print(f"\nDemo finished in {time.perf_counter() - start:.0f} s. Outputs under {args.work_dir}/; report: {os.path.join(run_dir, 'analysis', 'report.html')}")
+    print(
+        f"\nDemo finished in {time.perf_counter() - start:.0f} s. Outputs under {args.work_dir}/; report: "
+        f"{os.path.join(run_dir, 'analysis', 'report.html')}"
+    )
     return results
 
 

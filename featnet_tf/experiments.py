@@ -1,0 +1,81 @@
+"""Named experiments, and configs resolved against the model registry.
+
+This module joins `featnet_tf.config` (the schema, no model knowledge) and
+`featnet_tf.models` (the registry): it owns the named experiments, the
+paper's grid, and `resolve`, which applies overrides and then completes the
+``model`` section with every argument of the chosen model and its default,
+rejecting an argument the model does not take with an error that names both.
+
+Experiments: ``<model>`` for every registered model (the paper's §3.1.4
+settings: D = 16, Adam 1e-4; each baseline with its own paper's defaults) and
+``<model>_frappe`` (Adam 1e-3, 30 epochs, early stopping after 3, for the
+small Frappe set). Criteo and Avazu need no experiment of their own: the data
+directory says which dataset it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Mapping, Sequence
+
+from featnet_tf import config as config_lib
+from featnet_tf.config import ExperimentConfig, ModelConfig, TrainingConfig
+from featnet_tf.models import MODELS, check_model_arguments, model_arguments
+
+# Frappe is small (~290k rows in BARS Frappe_x1); a larger learning rate
+# converges within a CPU budget, and early stopping guards against overfitting.
+FRAPPE_TRAINING = TrainingConfig(learning_rate=1e-3, epochs=30, early_stopping_patience=3)
+
+EXPERIMENTS: dict[str, ExperimentConfig] = {}
+for _name in MODELS:
+    EXPERIMENTS[_name] = ExperimentConfig(model=ModelConfig(name=_name))
+    EXPERIMENTS[f"{_name}_frappe"] = ExperimentConfig(model=ModelConfig(name=_name), training=FRAPPE_TRAINING)
+
+# The paper's grid for every baseline (§3.1.4).
+GRID = {"model.embedding_dim": (8, 16, 32), "training.learning_rate": (1e-1, 1e-2, 1e-3, 1e-4)}
+
+
+def experiment_for(model: str, dataset: str) -> str:
+    """The named experiment of `model` on `dataset`: ``<model>_<dataset>``
+    where the dataset has settings of its own (Frappe), else ``<model>``."""
+    return f"{model}_{dataset}" if f"{model}_{dataset}" in EXPERIMENTS else model
+
+
+def complete_model(model: ModelConfig) -> ModelConfig:
+    """`model` with every argument of its registered model, the given ones
+    over the registry's defaults, as YAML would write them (lists, not tuples)."""
+    check_model_arguments(model.name, model.params)
+    params = json.loads(json.dumps({**model_arguments(model.name), **model.params}))
+    return dataclasses.replace(model, params=params)
+
+
+def resolve(base: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentConfig:
+    """`base` with dotted `overrides` applied, validated, its model completed."""
+    config = config_lib.apply_overrides(base, overrides)
+    return dataclasses.replace(config, model=complete_model(config.model))
+
+
+def experiment(
+    name: str, yaml_path: str | None = None, assignments: Sequence[str] = (), **overrides: Any
+) -> ExperimentConfig:
+    """A named experiment with a YAML file's and flags' overrides applied (in
+    that order; ``overrides`` last)."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"Unknown experiment {name!r}. Known experiments: {sorted(EXPERIMENTS)}")
+    flat: dict[str, Any] = {}
+    if yaml_path:
+        flat.update(config_lib.load_yaml(yaml_path))
+    flat.update(config_lib.parse_set_flags(assignments))
+    flat.update(overrides)
+    return resolve(EXPERIMENTS[name], flat)
+
+
+def from_dict(config: Mapping[str, Any]) -> ExperimentConfig:
+    """A config from its nested dict (as `ExperimentConfig.to_dict` gives it)."""
+    return resolve(ExperimentConfig(), config_lib.flatten(config))
+
+
+def load(path: str) -> ExperimentConfig:
+    """A config saved by `featnet_tf.config.save`, resolved again."""
+    return resolve(ExperimentConfig(), config_lib.load_yaml(path))

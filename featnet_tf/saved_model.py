@@ -1,0 +1,305 @@
+"""The SavedModel library: what TensorFlow Serving loads, written and checked.
+
+This module owns the exported object (`ServingModule`, its four signatures),
+the export base's integer versions (`next_version`, `latest_version_dir`), the
+atomic write of a version (`export_saved_model`) and the servability check
+(`check`, which runs `featnet_tf.servability` in a fresh process). It knows
+nothing of runs, configs or training: `featnet_tf.export` (the CLI) and
+`featnet_tf.train` hand it a model.
+
+`export_saved_model` writes ``<export_base>/<version>/`` (TF Serving's layout,
+versions increasing integers), first into a hidden temporary directory that is
+renamed into place only when complete, so a server watching the base path
+never sees half a model. Signatures:
+
+* ``serving_default`` (Predict): ``examples``, a batch of serialized
+  `tf.train.Example`s with raw values as the pipeline's input had them →
+  ``probability``, ``logit``;
+* ``classification`` (Classify, method ``tensorflow/serving/classify``):
+  ``inputs`` examples → ``classes`` ("0", "1") and ``scores``;
+* ``regression`` (Regress, method ``tensorflow/serving/regress``): ``inputs``
+  examples → ``outputs`` (the probability);
+* ``predict_raw`` (Predict): one tensor per raw field (strings for
+  categoricals, float32 with NaN for missing numerics, ""-padded strings for
+  multi-hot, floats for dense vectors) → ``probability``, ``logit``.
+
+The model's `FeatureTransform` (vocabulary lookup, hashing, bucketization,
+defaults) is inside the SavedModel, vocabularies as assets. Warm-up requests
+go to ``assets.extra/tf_serving_warmup_requests``.
+
+`check` loads an export in a fresh Python process that never imports
+featnet_tf's models or layers (``python -m featnet_tf.servability``), verifies
+every op is a stock TensorFlow op, calls every signature and compares with the
+trained model's predictions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from featnet_tf.data import parsing_spec
+from featnet_tf.features import FeatureSpec, Field
+
+SIGNATURE_METHODS = {
+    tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: tf.saved_model.PREDICT_METHOD_NAME,
+    "predict_raw": tf.saved_model.PREDICT_METHOD_NAME,
+    "classification": tf.saved_model.CLASSIFY_METHOD_NAME,
+    "regression": tf.saved_model.REGRESS_METHOD_NAME,
+}
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def raw_input_spec(field: Field) -> tf.TensorSpec:
+    """The `predict_raw` input of one field: a batch of its kind's raw values
+    (strings for categoricals, float32 with NaN for missing numerics,
+    ""-padded strings for multi-hot, floats for dense vectors)."""
+    kind = field.field_kind
+    return tf.TensorSpec([None, *kind.raw_shape(field)], kind.raw_dtype, name=field.name)
+
+
+class ServingModule(tf.Module):
+    """The exported object: the raw-input model and its four signatures."""
+
+    def __init__(self, model: tf.keras.Model, spec: FeatureSpec) -> None:
+        super().__init__(name="featnet_serving")
+        self.model = model
+        self._parse_spec = parsing_spec(spec, with_label=False)
+        examples = tf.TensorSpec([None], tf.string, name="examples")
+        inputs = tf.TensorSpec([None], tf.string, name="inputs")
+        self.serve_examples = tf.function(self._serve_examples, input_signature=[examples])
+        self.classify = tf.function(self._classify, input_signature=[inputs])
+        self.regress = tf.function(self._regress, input_signature=[inputs])
+        raw = {field.name: raw_input_spec(field) for field in spec.fields}
+        self.predict_raw = tf.function(self._predict_raw, input_signature=[raw])
+
+    def _outputs(self, features) -> dict[str, tf.Tensor]:
+        logit = tf.reshape(tf.cast(self.model(features, training=False), tf.float32), [-1])
+        return {"probability": tf.sigmoid(logit), "logit": logit}
+
+    def _parse(self, serialized):
+        return tf.io.parse_example(serialized, self._parse_spec)
+
+    def _serve_examples(self, examples):
+        return self._outputs(self._parse(examples))
+
+    def _classify(self, inputs):
+        probability = self._outputs(self._parse(inputs))["probability"]
+        scores = tf.stack([1.0 - probability, probability], axis=1)
+        classes = tf.broadcast_to(tf.constant([["0", "1"]]), tf.shape(scores))
+        return {"classes": classes, "scores": scores}
+
+    def _regress(self, inputs):
+        return {"outputs": self._outputs(self._parse(inputs))["probability"]}
+
+    def _predict_raw(self, features):
+        return self._outputs(dict(features))
+
+    def signatures(self) -> dict[str, Any]:
+        return {
+            "serving_default": self.serve_examples,
+            "predict_raw": self.predict_raw,
+            "classification": self.classify,
+            "regression": self.regress,
+        }
+
+
+def next_version(export_base: str) -> int:
+    """One more than the largest integer version under `export_base`."""
+    if tf.io.gfile.exists(export_base) and not tf.io.gfile.isdir(export_base):
+        raise ValueError(f"The export base {export_base} is a file, not a directory.")
+    return max(versions(export_base), default=0) + 1
+
+
+def versions(export_base: str) -> list[int]:
+    """The integer version directories under `export_base`, ascending (none
+    when it does not exist); hidden staging directories are not versions."""
+    if not tf.io.gfile.isdir(export_base):
+        return []
+    return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(export_base) if name.rstrip("/").isdigit())
+
+
+def latest_version_dir(model: str) -> str:
+    """`model` itself when it holds a SavedModel, else its newest integer
+    version: what a batch job or a TF Serving ``latest`` policy serves."""
+    if tf.io.gfile.exists(os.path.join(model, "saved_model.pb")):
+        return model
+    found = [
+        version
+        for version in versions(model)
+        if tf.io.gfile.exists(os.path.join(model, str(version), "saved_model.pb"))
+    ]
+    if not found:
+        raise ValueError(f"{model} holds neither saved_model.pb nor integer version directories with one")
+    return os.path.join(model, str(found[-1]))
+
+
+def set_signature_methods(export_dir: str) -> None:
+    """`tf.saved_model.save` marks every signature as Predict; TF Serving's
+    Classify and Regress APIs need their own method names."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = os.path.join(export_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(path, "rb") as stream:
+        saved_model.ParseFromString(stream.read())
+    for meta_graph in saved_model.meta_graphs:
+        for key, method in SIGNATURE_METHODS.items():
+            meta_graph.signature_def[key].method_name = method
+    with tf.io.gfile.GFile(path, "wb") as stream:
+        stream.write(saved_model.SerializeToString())
+
+
+def write_warmup_requests(export_dir: str, examples: Sequence[bytes], model_name: str) -> None:
+    """TF Serving replays these Predict requests when it loads the version."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    os.makedirs(os.path.join(export_dir, "assets.extra"), exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(export_dir, WARMUP_FILE)) as writer:
+        for size in sorted({1, len(examples)}):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = "serving_default"
+            request.inputs["examples"].CopyFrom(tf.make_tensor_proto(list(examples[:size]), dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def export_saved_model(
+    model: tf.keras.Model, spec: FeatureSpec, export_base: str, warmup_examples: Sequence[bytes] = ()
+) -> str:
+    """Writes `model` (raw inputs → logits) as the next version under
+    `export_base` and returns its directory."""
+    version = next_version(export_base)
+    os.makedirs(export_base, exist_ok=True)
+    final = os.path.join(export_base, str(version))
+    staging = os.path.join(export_base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        module = ServingModule(model, spec)
+        tf.saved_model.save(module, staging, signatures=module.signatures())
+        set_signature_methods(staging)
+        if warmup_examples:
+            write_warmup_requests(staging, warmup_examples, os.path.basename(os.path.normpath(export_base)))
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def parse_examples(spec: FeatureSpec, examples: Sequence[bytes]) -> dict[str, Any]:
+    """Serialized raw-value examples as the model's raw input tensors."""
+    return tf.io.parse_example(tf.constant(list(examples)), parsing_spec(spec, with_label=False))
+
+
+def raw_inputs_from_examples(spec: FeatureSpec, examples: Sequence[bytes]) -> dict[str, np.ndarray]:
+    """The `predict_raw` inputs of the same rows as serialized `examples`."""
+    parsed = parse_examples(spec, examples)
+    inputs = {}
+    for field in spec.fields:
+        value = parsed[field.name]
+        if isinstance(value, tf.RaggedTensor):
+            value = value.to_tensor(default_value="")
+        inputs[field.name] = value.numpy()
+    return inputs
+
+
+# === The servability check ===
+
+
+class ServabilityError(AssertionError):
+    """The export is not servable by TensorFlow Serving as it stands."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServabilityCase:
+    """One export to check: its directory, its spec, a few serialized raw
+    rows and the trained model's probabilities for them."""
+
+    export_dir: str
+    spec: FeatureSpec
+    examples: Sequence[bytes]
+    expected: np.ndarray
+
+
+def check(
+    export_dir: str, spec: FeatureSpec, examples: Sequence[bytes], expected: np.ndarray, atol: float = 1e-6
+) -> dict[str, Any]:
+    """Checks in a fresh process (``python -m featnet_tf.servability``, which
+    loads none of featnet_tf's layers or models) that `export_dir` uses stock
+    ops only, carries TF Serving's signature methods, and that every signature
+    reproduces `expected` probabilities for `examples` within `atol`. Returns
+    the report; raises `ServabilityError`."""
+    return check_all([ServabilityCase(export_dir, spec, examples, expected)], atol)[0]
+
+
+def check_all(cases: Sequence[ServabilityCase], atol: float = 1e-6) -> list[dict[str, Any]]:
+    """`check` for several exports in one fresh process (one TensorFlow start-up for all)."""
+    with tempfile.TemporaryDirectory() as workspace:
+        arguments = []
+        for index, case in enumerate(cases):
+            inputs_dir = os.path.join(workspace, str(index))
+            os.makedirs(inputs_dir)
+            write_probe_inputs(inputs_dir, case.spec, case.examples)
+            arguments += [os.path.abspath(case.export_dir), inputs_dir]
+        env = dict(os.environ)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = package_root  # finds `featnet_tf.servability` and nothing else of a caller's path
+        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        result = subprocess.run(
+            [sys.executable, "-m", "featnet_tf.servability", *arguments],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=workspace,
+        )
+    if result.returncode != 0:
+        exports = [case.export_dir for case in cases]
+        raise ServabilityError(f"Loading {exports} in a plain TensorFlow process failed:\n{result.stderr[-3000:]}")
+    reports = [json.loads(line) for line in result.stdout.strip().splitlines()[-len(cases) :]]
+    return [judge(case, report, atol) for case, report in zip(cases, reports)]
+
+
+def write_probe_inputs(inputs_dir: str, spec: FeatureSpec, examples: Sequence[bytes]) -> None:
+    """The rows as `featnet_tf.servability` reads them: serialized examples and the same rows as raw tensors."""
+    with tf.io.TFRecordWriter(os.path.join(inputs_dir, "examples.tfrecord")) as writer:
+        for example in examples:
+            writer.write(example)
+    raw = raw_inputs_from_examples(spec, examples)
+    arrays = {key: value.astype(str) if value.dtype == object else value for key, value in raw.items()}
+    np.savez(os.path.join(inputs_dir, "raw.npz"), **arrays)
+
+
+def judge(case: ServabilityCase, report: dict[str, Any], atol: float) -> dict[str, Any]:
+    """The probe's report with each signature's largest difference from the
+    trained model; `ServabilityError` naming every problem."""
+    problems = []
+    if report["unregistered_ops"]:
+        problems.append(f"ops that stock TensorFlow does not register: {report['unregistered_ops']}")
+    if report["python_ops"]:
+        problems.append(f"Python ops, which TF Serving cannot run: {report['python_ops']}")
+    if report["featnet_tf_modules"]:
+        problems.append(f"the check process imported featnet_tf's code: {report['featnet_tf_modules']}")
+    for key, method in SIGNATURE_METHODS.items():
+        if report["methods"].get(key) != method:
+            problems.append(f"signature {key} has method {report['methods'].get(key)!r}, expected {method!r}")
+    expected = np.asarray(case.expected, dtype=np.float64).reshape(-1)
+    report["max_abs_difference"] = {}
+    for key, values in report.pop("probabilities").items():
+        difference = float(np.max(np.abs(np.asarray(values) - expected))) if len(expected) else 0.0
+        report["max_abs_difference"][key] = difference
+        if not difference <= atol:
+            problems.append(f"signature {key} differs from the trained model by {difference:.3g} (> {atol})")
+    if problems:
+        raise ServabilityError(f"{case.export_dir} is not servable as is: " + "; ".join(problems))
+    return report

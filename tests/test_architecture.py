@@ -1,0 +1,96 @@
+"""The import graph of the code: the library below the applications, no circles.
+
+Read from the source with `ast` (imports inside functions included), so the
+rules hold for every import, not only those a test happens to execute:
+
+* `featnet_tf` (the library) imports nothing of `pipelines`, `serving` or `demo`;
+* `serving` imports nothing of `featnet_tf`: it serves any SavedModel;
+* `featnet_tf.features` stands on the ground floor, `featnet_tf.prepared_data` on it;
+* no module imports itself back through others.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGES = ("featnet_tf", "pipelines", "serving", "demo")
+
+
+def module_name(path: pathlib.Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def first_party_modules() -> dict[str, pathlib.Path]:
+    return {module_name(path): path for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
+
+
+def imports_of(name: str, path: pathlib.Path, modules: dict[str, pathlib.Path]) -> set[str]:
+    """The first-party modules `name` imports (a ``from package import module`` counts as the module)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+    return {module for module in found if module in modules and module != name}
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    modules = first_party_modules()
+    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+
+
+def arrows(graph: dict[str, set[str]], source: str, target: str) -> list[str]:
+    inside = lambda name, package: name == package or name.startswith(package + ".")  # noqa: E731
+    return sorted(
+        f"{a} -> {b}" for a, targets in graph.items() if inside(a, source) for b in targets if inside(b, target)
+    )
+
+
+def test_the_library_imports_no_application(graph):
+    for application in ("pipelines", "serving", "demo"):
+        assert arrows(graph, "featnet_tf", application) == []
+
+
+def test_serving_never_imports_featnet_tf_or_the_pipelines(graph):
+    assert arrows(graph, "serving", "featnet_tf") + arrows(graph, "serving", "pipelines") == []
+
+
+def test_the_ground_floor_imports_nothing_of_ours_above_it(graph):
+    assert graph["featnet_tf.features"] == set()
+    assert graph["featnet_tf.prepared_data"] == {"featnet_tf.features"}
+    assert graph["featnet_tf.config"] == set()  # the schema knows no model; `featnet_tf.experiments` joins them
+
+
+def test_no_module_imports_itself_back(graph):
+    # A package's __init__ re-exporting its own modules is not a circle: it is the package's face.
+    edges = {a: {b for b in targets if not a.startswith(b + ".")} for a, targets in graph.items()}
+    state: dict[str, int] = {}
+    circles: list[list[str]] = []
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(edges[name]):
+            if state.get(target) == 1:
+                circles.append(path[path.index(target) :] + [target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[name] = 2
+
+    for name in sorted(edges):
+        if name not in state:
+            visit(name, [name])
+    assert circles == []
