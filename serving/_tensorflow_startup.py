@@ -21,6 +21,9 @@ import sys
 from typing import Iterator
 
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+# Set beside the level when this module chose it, so that a child process
+# (a server, a worker) tells our default from a level the user set.
+CHOSEN_BY_US_VARIABLE = "FEATNET_TF_QUIET_STARTUP"
 
 
 @contextlib.contextmanager
@@ -69,8 +72,9 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     """Quiet TensorFlow's start-up unless the user chose a log level or TensorFlow is already loaded."""
-    if LOG_LEVEL_VARIABLE in os.environ:
+    if LOG_LEVEL_VARIABLE in os.environ and CHOSEN_BY_US_VARIABLE not in os.environ:
         return
     os.environ[LOG_LEVEL_VARIABLE] = "2"
+    os.environ[CHOSEN_BY_US_VARIABLE] = "1"
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowFinder())

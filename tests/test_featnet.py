@@ -12,7 +12,7 @@ from featnet_tf.features import FeatureSpec
 from featnet_tf.metrics import binary_auc
 from featnet_tf.models import FeatNet, build_model, featnet_eq13
 from featnet_tf.synthetic import planted_interaction_data
-from tests.helpers import run_in_fresh_python
+from tests.helpers import run_in_fresh_python, train_a_few_steps
 
 SMALL = dict(embedding_dim=4, num_subsets=3, expand_ratio=2, num_queries=5, tower_units=(8, 8))
 
@@ -30,11 +30,9 @@ def random_ids(spec: FeatureSpec, rows: int, seed: int = 0) -> dict[str, np.ndar
 def test_builds_and_trains_for_any_number_of_fields(num_fields):
     spec = categorical_spec(num_fields)
     model = FeatNet(spec, **SMALL)
-    model.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(from_logits=True))
     features = random_ids(spec, 32)
     labels = np.random.default_rng(1).integers(0, 2, size=32).astype(np.float32)
-    history = model.fit(features, labels, batch_size=16, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
+    assert np.all(np.isfinite(train_a_few_steps(model, features, labels)))
     outputs = model.explain(features)
     assert outputs.logits.shape == (32, 1)
     assert outputs.subset_weights.shape == (32, 3, num_fields)
