@@ -13,6 +13,10 @@ finishes and writes ``ablation.md`` under ``--output_dir``.
 
 from __future__ import annotations
 
+import featnet_tf  # noqa: F401  (first: legacy Keras and a quiet TensorFlow start-up)
+
+# isort: split
+
 import argparse
 import csv
 import os
@@ -20,7 +24,6 @@ import sys
 
 import numpy as np
 
-import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf import benchmark
 
 UNIFORM = "model.embeddings_initializer={class_name: RandomUniform, config: {minval: -0.05, maxval: 0.05}}"

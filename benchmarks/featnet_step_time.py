@@ -20,6 +20,10 @@ on inputs of the shapes they see in the model.
 
 from __future__ import annotations
 
+import featnet_tf  # noqa: F401  (first: legacy Keras and a quiet TensorFlow start-up)
+
+# isort: split
+
 import argparse
 import json
 import sys
@@ -30,7 +34,6 @@ import tensorflow as tf
 import tf_keras as keras
 import yaml
 
-import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf.features import categorical_spec
 from featnet_tf.models import build_model
 

@@ -10,6 +10,10 @@ rows. One line per variant as it finishes.
 
 from __future__ import annotations
 
+import featnet_tf  # noqa: F401  (first: legacy Keras and a quiet TensorFlow start-up)
+
+# isort: split
+
 import argparse
 import sys
 import time
@@ -18,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf.metrics import binary_auc, log_loss
 from featnet_tf.models import featnet_eq13
 from featnet_tf.synthetic import planted_interaction_data

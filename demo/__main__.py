@@ -21,6 +21,10 @@
 
 from __future__ import annotations
 
+import featnet_tf  # noqa: F401  (first: legacy Keras and a quiet TensorFlow start-up)
+
+# isort: split
+
 import argparse
 import glob
 import json
@@ -31,7 +35,6 @@ import time
 
 import pandas as pd
 
-import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf import analyze, train
 from featnet_tf.benchmark import FAIR_RECIPE
 from featnet_tf.metrics import binary_auc, log_loss
