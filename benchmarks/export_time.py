@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = training.load_run(args.run_dir)
     model = run.serving_model()
-    case = export.write_export(run, tempfile.mkdtemp())  # rows and the training path's probabilities
     seconds: dict[bool, list[float]] = {True: [], False: []}
     paths = {}
     with tempfile.TemporaryDirectory() as root:
+        case = export.write_export(run, os.path.join(root, "reference"))  # rows and the training path's probabilities
         for repeat in range(args.repeats):
             for keras_traces in (True, False):
                 path = os.path.join(root, f"{'keras' if keras_traces else 'serving'}_{repeat}")

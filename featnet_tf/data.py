@@ -3,8 +3,9 @@
 The TFRecords hold raw values (see `pipelines.examples`); batches come out as
 ``(features, label)`` with one raw tensor per field, exactly what the exported
 model's `predict_raw` signature takes, and the model's `FeatureTransform`
-maps them to ids. Every model built by `featnet_tf.models.build_model`
-includes that transform.
+maps them to ids (`featnet_tf.training.Run.dataset` runs it in the
+pipeline; the exported model carries the same layer). The prepared
+directory's layout is `featnet_tf.prepared_data`'s.
 """
 
 from __future__ import annotations

@@ -71,11 +71,6 @@ def experiment(
     return resolve(EXPERIMENTS[name], flat)
 
 
-def from_dict(config: Mapping[str, Any]) -> ExperimentConfig:
-    """A config from its nested dict (as `ExperimentConfig.to_dict` gives it)."""
-    return resolve(ExperimentConfig(), config_lib.flatten(config))
-
-
 def load(path: str) -> ExperimentConfig:
     """A config saved by `featnet_tf.config.save`, resolved again."""
     return resolve(ExperimentConfig(), config_lib.load_yaml(path))

@@ -70,6 +70,11 @@ def log_normalize(value: float) -> float:
     return math.copysign(math.log1p(abs(value)), value)
 
 
+def is_missing(value: Any) -> bool:
+    """Whether a parsed raw value is absent: None (numbers), "" (a token) or [] (a list)."""
+    return value is None or value == "" or value == []
+
+
 class BadValueError(ValueError):
     """A raw cell that cannot be a value of its field; the message names the field."""
 
@@ -142,17 +147,9 @@ class FieldKind:
         """A raw text cell as the TFRecord holds it; `BadValueError` naming the field."""
         raise NotImplementedError
 
-    def is_missing(self, value: Any) -> bool:
-        return value is None or value == "" or value == []
-
-    def example_values(self, value: Any) -> list:
-        """A present value as the items of its `example_list`."""
-        values = value if isinstance(value, list) else [value]
-        return [item.encode("utf-8") for item in values] if self.raw_dtype == "string" else values
-
     def tokens(self, field: "Field", value: Any) -> list[str]:
         """The vocabulary tokens of one parsed value (empty when missing)."""
-        if self.is_missing(value):
+        if is_missing(value):
             return []
         return value if isinstance(value, list) else [value]
 

@@ -3,7 +3,7 @@
 This module owns the exported object (`ServingModule`, its four signatures),
 the export base's integer versions (`next_version`, `latest_version_dir`), the
 atomic write of a version (`export_saved_model`) and the servability check
-(`check`, which runs `featnet_tf.servability` in a fresh process). It knows
+(`check_all`, which runs `featnet_tf.servability` in a fresh process). It knows
 nothing of runs, configs or training: `featnet_tf.export` (the CLI) and
 `featnet_tf.train` hand it a model.
 
@@ -27,7 +27,7 @@ The model's `FeatureTransform` (vocabulary lookup, hashing, bucketization,
 defaults) is inside the SavedModel, vocabularies as assets. Warm-up requests
 go to ``assets.extra/tf_serving_warmup_requests``.
 
-`check` loads an export in a fresh Python process that never imports
+`check_all` loads exports in a fresh Python process that never imports
 featnet_tf's models or layers (``python -m featnet_tf.servability``), verifies
 every op is a stock TensorFlow op, calls every signature and compares with the
 trained model's predictions.
@@ -237,19 +237,12 @@ class ServabilityCase:
     expected: np.ndarray
 
 
-def check(
-    export_dir: str, spec: FeatureSpec, examples: Sequence[bytes], expected: np.ndarray, atol: float = 1e-6
-) -> dict[str, Any]:
-    """Checks in a fresh process (``python -m featnet_tf.servability``, which
-    loads none of featnet_tf's layers or models) that `export_dir` uses stock
-    ops only, carries TF Serving's signature methods, and that every signature
-    reproduces `expected` probabilities for `examples` within `atol`. Returns
-    the report; raises `ServabilityError`."""
-    return check_all([ServabilityCase(export_dir, spec, examples, expected)], atol)[0]
-
-
 def check_all(cases: Sequence[ServabilityCase], atol: float = 1e-6) -> list[dict[str, Any]]:
-    """`check` for several exports in one fresh process (one TensorFlow start-up for all)."""
+    """Checks each export in one fresh process (``python -m featnet_tf.servability``,
+    which loads none of featnet_tf's layers or models; one TensorFlow start-up
+    for all): stock ops only, TF Serving's signature methods, and every
+    signature reproducing the case's `expected` probabilities for its
+    `examples` within `atol`. Returns the reports; raises `ServabilityError`."""
     with tempfile.TemporaryDirectory() as workspace:
         arguments = []
         for index, case in enumerate(cases):

@@ -1,6 +1,6 @@
 """`python -m featnet_tf.servability EXPORT_DIR INPUTS_DIR [...]`: load exports as TF Serving would.
 
-The probe that `featnet_tf.saved_model.check` runs in a fresh process. It owns
+The probe that `featnet_tf.saved_model.check_all` runs in a fresh process. It owns
 one question: can a process that has none of featnet_tf's layers, models or
 Keras classes registered load and call this SavedModel? So it imports only
 TensorFlow, NumPy and the standard library (running it with ``-m`` executes
@@ -70,7 +70,7 @@ def signature_probabilities(export_dir: str, inputs_dir: str) -> dict[str, np.nd
 
 
 def probe(export_dir: str, inputs_dir: str) -> dict[str, Any]:
-    """The report `featnet_tf.saved_model.check` judges."""
+    """The report `featnet_tf.saved_model.check_all` judges."""
     ops, methods = graph_ops(export_dir)
     probabilities = signature_probabilities(export_dir, inputs_dir)
     return {

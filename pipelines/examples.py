@@ -14,7 +14,7 @@ from typing import Any
 from tensorflow.core.example import example_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from featnet_tf.features import FeatureSpec
+from featnet_tf.features import FeatureSpec, is_missing
 
 
 class ExampleEncoder:
@@ -42,7 +42,7 @@ class ExampleEncoder:
             features[self.label].int64_list.value.append(int(label))
         for name, list_name, is_string, multivalued in self.plan:
             value = values.get(name)
-            if value is None or value == "" or value == []:
+            if is_missing(value):
                 continue
             items = getattr(features[name], list_name).value
             if multivalued:

@@ -26,7 +26,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from featnet_tf import prepared_data
-from featnet_tf.features import FeatureSpec, Field
+from featnet_tf.features import FeatureSpec, Field, is_missing
 from featnet_tf.prepared_data import SPLITS
 from pipelines import examples
 from pipelines.rows import BadRowError, Row, RowParser, field_tokens
@@ -236,7 +236,7 @@ class RowStatisticsFn(BundleCounter):
         values = row.values
         for index, field in enumerate(fields):
             value = values[field.name]
-            if value is None or value == "" or value == []:
+            if is_missing(value):
                 counts[2 + index] += 1
             elif row.split != "train" and field.name in vocabularies:
                 vocabulary = vocabularies[field.name]
