@@ -3,7 +3,7 @@
 #
 #   docker build -f docker/train.Dockerfile -t featnet-train .
 #   docker run --gpus all -v /data:/data featnet-train \
-#       --experiment featnet_criteo --data_dir /data/criteo_prep --run_dir /data/runs/featnet_criteo
+#       --experiment featnet --data_dir /data/criteo_prep --run_dir /data/runs/featnet_criteo
 FROM tensorflow/tensorflow:2.21.0-gpu
 
 WORKDIR /opt/featnet_tf
