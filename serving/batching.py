@@ -4,7 +4,9 @@ Requests for the same servable and signature whose inputs have the same
 keys, dtypes and per-row shapes are concatenated along the batch axis into
 one call of up to `max_batch_size` rows; the scheduler waits at most
 `batch_timeout_micros` after the first request of a batch for others to join.
-Each request gets back its own rows of every output.
+Each request gets back its own rows of every output. When a merged call
+fails, its requests are run again one by one, so that only a malformed
+request fails and the well-formed ones merged with it are answered.
 """
 
 from __future__ import annotations
@@ -100,12 +102,24 @@ class BatchScheduler:
                 return
             try:
                 outputs = self._run(batch)
-            except Exception as error:  # every request of the batch gets the error
-                for task in batch:
-                    task.future.set_exception(error)
+            except Exception as error:
+                if len(batch) == 1:
+                    batch[0].future.set_exception(error)
+                else:
+                    self._run_one_by_one(batch)
                 continue
             for task, result in zip(batch, outputs):
                 task.future.set_result(result)
+
+    def _run_one_by_one(self, batch: list[_Task]) -> None:
+        """A merged call failed: one malformed request must not fail the
+        requests it was merged with, so each runs alone and only the one at
+        fault gets its error."""
+        for task in batch:
+            try:
+                task.future.set_result(self._run([task])[0])
+            except Exception as error:
+                task.future.set_exception(error)
 
     @staticmethod
     def _run(batch: list[_Task]) -> list[dict[str, Any]]:
