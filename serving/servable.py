@@ -148,10 +148,15 @@ class ModelManager:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def wait_until_available(self, timeout: float = 60.0) -> Servable:
-        deadline = time.time() + timeout
-        while self._current is None and time.time() < deadline:
+    def wait_until_available(self, timeout: float | None = 60.0) -> Servable:
+        """The first loaded version; `RuntimeError` after `timeout` seconds
+        without one (None: wait as long as it takes)."""
+        deadline = None if timeout is None else time.time() + timeout
+        while self._current is None and (deadline is None or time.time() < deadline):
             time.sleep(0.05)
         if self._current is None:
-            raise RuntimeError(f"No version of {self.name} under {self.base_path} loaded within {timeout} s")
+            raise RuntimeError(
+                f"No version of {self.name} under {self.base_path} loaded within {timeout} s "
+                "(--version_wait_seconds; 0 waits as long as it takes)"
+            )
         return self._current

@@ -313,7 +313,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--file_system_poll_wait_seconds", type=float, default=1.0, help="how often new versions are looked for"
     )
     parser.add_argument("--grpc_threads", type=int, default=16)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--version_wait_seconds",
+        type=float,
+        default=60.0,
+        help="how long to wait at start for a first version to load before exiting (0: as long as it takes)",
+    )
+    args = parser.parse_args(argv)
+    if args.version_wait_seconds < 0:
+        parser.error(f"--version_wait_seconds must be >= 0. Received: {args.version_wait_seconds}")
+    return args
 
 
 def build_server(
@@ -350,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server.start()
     manager.start()
     try:
-        servable = manager.wait_until_available()
+        servable = manager.wait_until_available(args.version_wait_seconds or None)
     except RuntimeError as error:
         print(f"[server] error: {error}", file=sys.stderr)
         server.stop(0)

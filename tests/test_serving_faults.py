@@ -1,4 +1,4 @@
-"""serving.batching merges concurrent requests, and one bad request fails alone."""
+"""serving under faults: a malformed request fails alone, a server with no version waits as told."""
 
 from __future__ import annotations
 
@@ -76,3 +76,17 @@ def test_requests_that_are_all_malformed_all_fail(rows):
         assert send_together(scheduler, servable, rows) == ["row -1 is not an example"] * len(rows)
     finally:
         scheduler.stop()
+
+
+def test_a_server_with_no_version_on_disk_waits_as_long_as_its_flag_says(tmp_path, capsys):
+    import time
+
+    from serving import server
+
+    start = time.monotonic()
+    code = server.main(
+        ["--model_name", "m", "--model_base_path", str(tmp_path), "--port", "0", "--version_wait_seconds", "1"]
+    )
+    waited = time.monotonic() - start
+    assert code == 2 and 1.0 <= waited < 20, waited
+    assert f"No version of m under {tmp_path} loaded within 1.0 s (--version_wait_seconds" in capsys.readouterr().err
