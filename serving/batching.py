@@ -65,10 +65,16 @@ class BatchScheduler:
             self._condition.notify()
         return task.future.result()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Runs what is queued, then ends the batch threads and waits for
+        them, so that no TensorFlow call is still running when the process
+        exits (a daemon thread inside one at interpreter exit aborts it)."""
         with self._condition:
             self._stopped = True
             self._condition.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
 
     def _take_batch(self) -> list[_Task]:
         with self._condition:

@@ -143,10 +143,12 @@ class ModelManager:
             except Exception:  # a scan error must not kill the watcher
                 LOG.exception("scanning %s failed", self.base_path)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stops watching; waits for a load in progress to finish (a thread
+        inside TensorFlow at interpreter exit aborts the process)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout)
 
     def wait_until_available(self, timeout: float | None = 60.0) -> Servable:
         """The first loaded version; `RuntimeError` after `timeout` seconds

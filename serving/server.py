@@ -375,8 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("[server] shutting down: finishing requests in flight", flush=True)
     health_servicer.enter_graceful_shutdown()
     server.stop(grace=10).wait()
+    scheduler.stop()  # joins the batch threads: no model call outlives main()
     manager.stop()
-    scheduler.stop()
     return 0
 
 
