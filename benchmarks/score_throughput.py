@@ -65,13 +65,14 @@ def main(argv: list[str] | None = None) -> None:
     spec = criteo_spec()
     row_parser = RowParser(spec, "criteo", FixedSplit("test"))
     columns = row_parser.columns(None)
+    encoder = examples.ExampleEncoder(spec)
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
     start = time.perf_counter()
     serialized_batches = []
     for begin in range(0, rows, args.batch_size):
         batch = [
-            examples.to_example(
-                spec, row_parser.parse(line, columns, args.input, begin + i + 1, begin + i).values, None
+            encoder.encode(
+                row_parser.parse(line, columns, args.input, begin + i + 1, begin + i).values, None
             ).SerializeToString()
             for i, line in enumerate(lines[begin : begin + args.batch_size])
         ]

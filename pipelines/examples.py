@@ -52,13 +52,8 @@ class ExampleEncoder:
         return example
 
 
-def to_example(spec: FeatureSpec, values: dict[str, Any], label: int | None) -> example_pb2.Example:
-    """One row as a `tf.train.Example` (for many rows, keep an `ExampleEncoder`)."""
-    return ExampleEncoder(spec).encode(values, label)
-
-
 def to_schema(spec: FeatureSpec) -> schema_pb2.Schema:
-    """The TFMD `Schema` of the examples `to_example` writes, for tfx-bsl's
+    """The TFMD `Schema` of the examples `ExampleEncoder` writes, for tfx-bsl's
     `TFExampleRecord` and other TFX tools."""
     schema = schema_pb2.Schema()
     label = schema.feature.add(name=spec.label, type=schema_pb2.INT)

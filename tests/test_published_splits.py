@@ -43,11 +43,11 @@ def test_index_file_puts_every_row_in_its_named_split(tmp_path):
     with open(path, encoding="utf-8") as stream:
         lines = stream.read().splitlines()
     parser = RowParser(criteo_spec(), "criteo")
-    spec = criteo_spec()
+    encoder = examples.ExampleEncoder(criteo_spec())
     for split, rows in index.items():
         for position in rows[:200]:  # row by row, for a sample of each split
             row = parser.parse(lines[position], parser.columns(None), path, position + 1, position)
-            example = examples.to_example(spec, row.values, row.label).SerializeToString(deterministic=True)
+            example = encoder.encode(row.values, row.label).SerializeToString(deterministic=True)
             assert example in written[split], f"row {position} is not in {split}"
             assert (
                 all(example not in written[other] for other in index if other != split)
@@ -71,11 +71,12 @@ def test_pre_split_avazu_files_give_the_same_rows_out_as_in(tmp_path):
     result = preprocess.run(args + ["--format", "avazu", "--output_dir", output] + DIRECT)
     assert result.statistics["split_provenance"]["method"] == "files"
     spec = avazu_spec()
+    encoder = examples.ExampleEncoder(spec)
     for split, part in parts.items():
         parser = RowParser(spec, "avazu", FixedSplit(split))
         columns = parser.header_columns(header, "x")
         expected = sorted(
-            examples.to_example(spec, row.values, row.label).SerializeToString(deterministic=True)
+            encoder.encode(row.values, row.label).SerializeToString(deterministic=True)
             for row in (parser.parse(line, columns, "x", 0, 0) for line in part)
         )
         assert sorted(e.SerializeToString(deterministic=True) for e in read_split(output, split)) == expected

@@ -45,7 +45,8 @@ def model_answers(export_dir: str, spec, fmt: str, path: str, header: bool, key_
         parser.parse(line, columns, path, number, number)
         for number, line in enumerate(lines[1:] if header else lines, start=2 if header else 1)
     ]
-    serialized = [examples.to_example(spec, row.values, None).SerializeToString() for row in rows]
+    encoder = examples.ExampleEncoder(spec)
+    serialized = [encoder.encode(row.values, None).SerializeToString() for row in rows]
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
     probabilities = np.concatenate(
         [
