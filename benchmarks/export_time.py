@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[bool, list[float]] = {True: [], False: []}
     paths = {}
     with tempfile.TemporaryDirectory() as root:
-        case = export.write_export(run, os.path.join(root, "reference"))  # rows and the training path's probabilities
+        _, case = export.write_export(run, os.path.join(root, "reference"))  # rows, training-path probabilities
         for repeat in range(args.repeats):
             for keras_traces in (True, False):
                 path = os.path.join(root, f"{'keras' if keras_traces else 'serving'}_{repeat}")

@@ -310,5 +310,7 @@ def validate(config: ExperimentConfig) -> None:
 
 
 def save(config: ExperimentConfig, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as stream:
-        yaml.safe_dump(config.to_dict(), stream, sort_keys=False)
+    """Writes the config as YAML, atomically (a resumed run compares against it)."""
+    from featnet_tf.files import write_atomically
+
+    write_atomically(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

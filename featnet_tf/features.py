@@ -161,7 +161,13 @@ def _number(field: "Field", cell: str) -> float:
         raise BadValueError(f"field {field.name}: {cell!r} is not a number") from None
     if not math.isfinite(value):
         raise BadValueError(f"field {field.name}: {cell!r} is not finite")
-    return to_float32(value)
+    try:
+        rounded = to_float32(value)
+    except OverflowError:  # some Pythons refuse to pack it at all
+        rounded = math.inf
+    if math.isinf(rounded):  # finite as a Python float, infinite as the TFRecord's float32
+        raise BadValueError(f"field {field.name}: {cell!r} is outside float32's range (±3.4e38)")
+    return rounded
 
 
 class CategoricalKind(FieldKind):

@@ -7,10 +7,15 @@ atomic write of a version (`export_saved_model`) and the servability check
 nothing of runs, configs or training: `featnet_tf.export` (the CLI) and
 `featnet_tf.train` hand it a model.
 
-`export_saved_model` writes ``<export_base>/<version>/`` (TF Serving's layout,
-versions increasing integers), first into a hidden temporary directory that is
-renamed into place only when complete, so a server watching the base path
-never sees half a model. Signatures:
+An export is written in two steps: `stage_saved_model` writes the complete
+SavedModel into a hidden directory of the export base, which servers and batch
+jobs ignore, so that it can be checked there; `publish` renames it into place
+as ``<export_base>/<version>/`` (TF Serving's layout). A server watching the
+base path never sees half a model, nor one that failed its check. Versions
+increase and are never reused: the last one published is recorded in
+``<export_base>/.last_version``, so deleting a version and exporting again
+gives a new number, never the deleted one's (which a server may still hold).
+`export_saved_model` does both steps without a check. Signatures:
 
 * ``serving_default`` (Predict): ``examples``, a batch of serialized
   `tf.train.Example`s with raw values as the pipeline's input had them →
@@ -59,6 +64,7 @@ SIGNATURE_METHODS = {
     "regression": tf.saved_model.REGRESS_METHOD_NAME,
 }
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+LAST_VERSION_FILE = ".last_version"  # hidden: not a version to TF Serving
 
 
 def raw_input_spec(field: Field) -> tf.TensorSpec:
@@ -116,10 +122,21 @@ class ServingModule(tf.Module):
 
 
 def next_version(export_base: str) -> int:
-    """One more than the largest integer version under `export_base`."""
+    """One more than the largest version ever published under `export_base`
+    (on disk, or recorded there when it was published and since deleted)."""
     if tf.io.gfile.exists(export_base) and not tf.io.gfile.isdir(export_base):
         raise ValueError(f"The export base {export_base} is a file, not a directory.")
-    return max(versions(export_base), default=0) + 1
+    return max([*versions(export_base), last_published_version(export_base)]) + 1
+
+
+def last_published_version(export_base: str) -> int:
+    """The version `publish` last recorded under `export_base` (0 if none)."""
+    path = os.path.join(export_base, LAST_VERSION_FILE)
+    if not tf.io.gfile.exists(path):
+        return 0
+    with tf.io.gfile.GFile(path) as stream:
+        text = stream.read().strip()
+    return int(text) if text.isdigit() else 0
 
 
 def versions(export_base: str) -> list[int]:
@@ -176,15 +193,23 @@ def write_warmup_requests(export_dir: str, examples: Sequence[bytes], model_name
             writer.write(log.SerializeToString())
 
 
-def export_saved_model(
+@dataclasses.dataclass(frozen=True)
+class StagedExport:
+    """A complete SavedModel in a hidden directory of its export base, not yet a version."""
+
+    export_base: str
+    path: str
+
+
+def stage_saved_model(
     model: tf.keras.Model, spec: FeatureSpec, export_base: str, warmup_examples: Sequence[bytes] = ()
-) -> str:
-    """Writes `model` (raw inputs → logits) as the next version under
-    `export_base` and returns its directory."""
-    version = next_version(export_base)
+) -> StagedExport:
+    """Writes `model` (raw inputs → logits) with its signatures and warm-up
+    requests into a hidden directory of `export_base`, to check before `publish`."""
+    if tf.io.gfile.exists(export_base) and not tf.io.gfile.isdir(export_base):
+        raise ValueError(f"The export base {export_base} is a file, not a directory.")
     os.makedirs(export_base, exist_ok=True)
-    final = os.path.join(export_base, str(version))
-    staging = os.path.join(export_base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    staging = os.path.join(export_base, f".tmp-{uuid.uuid4().hex[:12]}")
     try:
         module = ServingModule(model, spec)
         # TF Serving calls the four signatures only; without Keras' own traces
@@ -195,11 +220,42 @@ def export_saved_model(
         set_signature_methods(staging)
         if warmup_examples:
             write_warmup_requests(staging, warmup_examples, os.path.basename(os.path.normpath(export_base)))
-        os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return StagedExport(export_base, staging)
+
+
+def publish(staged: StagedExport) -> str:
+    """Renames a staged export into place as the next version (one atomic
+    rename, a number never used before under its base) and returns its directory."""
+    while True:
+        version = next_version(staged.export_base)
+        final = os.path.join(staged.export_base, str(version))
+        try:
+            os.rename(staged.path, final)  # fails if another exporter took this number meanwhile
+        except OSError:
+            if os.path.exists(final) and os.path.exists(staged.path):
+                continue
+            raise
+        break
+    record = os.path.join(staged.export_base, f"{LAST_VERSION_FILE}.{uuid.uuid4().hex[:8]}")
+    with open(record, "w") as stream:
+        stream.write(f"{version}\n")
+    os.replace(record, os.path.join(staged.export_base, LAST_VERSION_FILE))
     return final
+
+
+def discard(staged: StagedExport) -> None:
+    """Removes a staged export that will not be published."""
+    shutil.rmtree(staged.path, ignore_errors=True)
+
+
+def export_saved_model(
+    model: tf.keras.Model, spec: FeatureSpec, export_base: str, warmup_examples: Sequence[bytes] = ()
+) -> str:
+    """Stages and publishes `model` as the next version, unchecked; returns its directory."""
+    return publish(stage_saved_model(model, spec, export_base, warmup_examples))
 
 
 def parse_examples(spec: FeatureSpec, examples: Sequence[bytes]) -> dict[str, Any]:
@@ -243,6 +299,12 @@ def check_all(cases: Sequence[ServabilityCase], atol: float = 1e-6) -> list[dict
     for all): stock ops only, TF Serving's signature methods, and every
     signature reproducing the case's `expected` probabilities for its
     `examples` within `atol`. Returns the reports; raises `ServabilityError`."""
+    diverged = [case.export_dir for case in cases if not np.all(np.isfinite(np.asarray(case.expected)))]
+    if diverged:  # no need to start a process to know
+        raise ServabilityError(
+            f"{diverged} are not servable as they are: the trained model's own probabilities are not finite "
+            "(the model diverged)"
+        )
     with tempfile.TemporaryDirectory() as workspace:
         arguments = []
         for index, case in enumerate(cases):
@@ -292,6 +354,11 @@ def judge(case: ServabilityCase, report: dict[str, Any], atol: float) -> dict[st
         if report["methods"].get(key) != method:
             problems.append(f"signature {key} has method {report['methods'].get(key)!r}, expected {method!r}")
     expected = np.asarray(case.expected, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(expected)):
+        problems.append(
+            f"the trained model's own probabilities are not finite for {int(np.sum(~np.isfinite(expected)))} of "
+            f"{expected.size} rows (the model diverged)"
+        )
     report["max_abs_difference"] = {}
     for key, values in report.pop("probabilities").items():
         difference = float(np.max(np.abs(np.asarray(values) - expected))) if len(expected) else 0.0

@@ -6,28 +6,35 @@
 Trains with `tf.distribute` (MirroredStrategy over all GPUs by default, the
 CPU when there is none), a Keras progress bar, TensorBoard logs, validation
 AUC/LogLoss each epoch, early stopping on validation AUC with the best weights
-restored, `BackupAndRestore` (a killed run started again with the same
-command resumes from its last backup) and `TerminateOnNaN`. Then it writes
-``metrics.json`` for the test split, exports the next SavedModel version and
-checks that TensorFlow Serving can serve it.
+restored, and `BackupAndRestore`. Then it writes ``metrics.json`` for the
+test split, stages the SavedModel, checks that TensorFlow Serving can serve
+it and publishes it as the next version.
+
+A run killed at any point and started again with the same command resumes
+where it stopped: mid-training from its last backup, and after training at
+the stage that was interrupted (evaluation, export) without training again;
+a finished run is not redone. A loss that stops being finite ends the run
+with exit code 3, before anything is evaluated or exported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
+import shutil
 import sys
 import time
 from typing import Sequence
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf import config as config_lib
 from featnet_tf import experiments, export, training
+from featnet_tf.files import write_json
 from featnet_tf.metrics import binary_auc, log_loss
 
 
@@ -71,6 +78,24 @@ class ExactValidation(keras.callbacks.Callback):
         )
 
 
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite and
+    remembers it (Keras' `TerminateOnNaN` stops too, but an epoch's logged
+    mean of an infinite loss is `inf`, not NaN, and slipped past the check)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad_step: int | None = None
+        self.bad_loss: float | None = None
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            self.bad_step = int(self.model.optimizer.iterations.numpy())
+            self.bad_loss = float(loss)
+            self.model.stop_training = True
+
+
 class EpochTimer(keras.callbacks.Callback):
     """Wall time of each epoch, in all and without its validation pass."""
 
@@ -111,8 +136,7 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
         before = self.best
         super()._save_model(epoch, batch, logs)
         if self.best != before:
-            with open(self.info_path, "w") as stream:
-                json.dump({"epoch": epoch + 1, "val_auc": float(self.best)}, stream)
+            write_json(self.info_path, {"epoch": epoch + 1, "val_auc": float(self.best)})
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -161,7 +185,9 @@ def prepare_run_dir(run_dir: str, config: config_lib.ExperimentConfig) -> None:
     config_lib.save(config, path)
 
 
-def fit(run: training.Run, strategy: tf.distribute.Strategy, timer: EpochTimer) -> keras.callbacks.History:
+def fit(
+    run: training.Run, strategy: tf.distribute.Strategy, timer: EpochTimer, finite: StopOnNonFiniteLoss
+) -> keras.callbacks.History:
     config = run.config
     global_batch = config.data.batch_size * strategy.num_replicas_in_sync
     repeat = config.training.steps_per_epoch is not None
@@ -185,11 +211,13 @@ def fit(run: training.Run, strategy: tf.distribute.Strategy, timer: EpochTimer) 
         ]
     callbacks = [
         timer.validation,
+        # the backup is deleted by `train_stage` once history.json marks training done,
+        # so that a kill in between still finds it
         keras.callbacks.BackupAndRestore(
-            run.path("backup"), save_freq=config.training.backup_every_steps, delete_checkpoint=True
+            run.path("backup"), save_freq=config.training.backup_every_steps, delete_checkpoint=False
         ),
         ResumeReport(),
-        keras.callbacks.TerminateOnNaN(),
+        finite,
         keras.callbacks.TensorBoard(run.path("logs")),
         BestCheckpoint(run),
         keras.callbacks.EarlyStopping(
@@ -213,6 +241,62 @@ def fit(run: training.Run, strategy: tf.distribute.Strategy, timer: EpochTimer) 
     )
 
 
+class NonFiniteLoss(RuntimeError):
+    """Training diverged; nothing is evaluated or exported."""
+
+
+def train_stage(run: training.Run, strategy: tf.distribute.Strategy) -> None:
+    """Fits (from the backup when there is one) and writes ``history.json``,
+    the mark that training is done; then drops the backup."""
+    start = time.perf_counter()
+    timer, finite = EpochTimer(), StopOnNonFiniteLoss()
+    history = fit(run, strategy, timer, finite)
+    seconds = time.perf_counter() - start
+    if finite.bad_step is not None:
+        raise NonFiniteLoss(
+            f"the loss became {finite.bad_loss} at step {finite.bad_step}; training stopped and nothing was "
+            "evaluated or exported (lower training.learning_rate, or check the data)"
+        )
+    write_json(
+        run.path(training.HISTORY_FILE),
+        {
+            "history": history.history,
+            "steps": int(run.ranker.optimizer.iterations.numpy()),
+            "seconds": seconds,
+            "epoch_seconds": timer.seconds,
+            "epoch_train_seconds": timer.train_seconds,
+            "global_batch_size": run.config.data.batch_size * strategy.num_replicas_in_sync,
+            "replicas": strategy.num_replicas_in_sync,
+        },
+        default=float,  # NumPy scalars, e.g. the learning rate ReduceLROnPlateau logs
+    )
+    shutil.rmtree(run.path("backup"), ignore_errors=True)
+
+
+def evaluate_stage(run: training.Run) -> dict:
+    with open(run.path(training.HISTORY_FILE)) as stream:
+        history = json.load(stream)
+    metrics = training.evaluate_run(run, "test")
+    print(
+        f"[train] {history['steps']} steps in {history['seconds']:.0f} s; best epoch {metrics.get('best_epoch')}; "
+        f"test AUC {metrics['auc']:.4f}, LogLoss {metrics['logloss']:.4f} on {metrics['examples']} rows → "
+        f"{run.path(training.METRICS_FILE)}",
+        flush=True,
+    )
+    return metrics
+
+
+def export_stage(run: training.Run) -> None:
+    path, report = export.export_run(run)
+    write_json(run.path(training.EXPORT_FILE), {"path": path})
+    print(
+        f"[train] exported {path}; servability check passed: {report['ops']} stock ops, signatures "
+        f"{sorted(k for k in report['methods'] if not k.startswith('__'))}, max difference "
+        f"{max(report['max_abs_difference'].values()):.2g}",
+        flush=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -227,46 +311,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[train] error: {error}", file=sys.stderr)
         return 2
 
-    start = time.perf_counter()
-    timer = EpochTimer()
-    history = fit(run, strategy, timer)
-    seconds = time.perf_counter() - start
-    steps = int(run.ranker.optimizer.iterations.numpy())
-    if math.isnan(history.history["loss"][-1]):
-        print("[train] error: the loss became NaN; training stopped (TerminateOnNaN)", file=sys.stderr)
-        return 3
-    with open(run.path("history.json"), "w") as stream:
-        json.dump(
-            {
-                "history": history.history,
-                "steps": steps,
-                "seconds": seconds,
-                "epoch_seconds": timer.seconds,
-                "epoch_train_seconds": timer.train_seconds,
-                "global_batch_size": run.config.data.batch_size * strategy.num_replicas_in_sync,
-                "replicas": strategy.num_replicas_in_sync,
-            },
-            stream,
-            indent=2,
-            default=float,  # NumPy scalars, e.g. the learning rate ReduceLROnPlateau logs
-        )
+    done = {name: os.path.exists(run.path(name)) for name in (training.HISTORY_FILE, training.METRICS_FILE)}
+    if os.path.exists(run.path(training.EXPORT_FILE)) or (done[training.METRICS_FILE] and args.no_export):
+        print(f"[train] {args.run_dir} is complete; nothing to do (use a new --run_dir to train again)", flush=True)
+        return 0
+    if done[training.HISTORY_FILE]:
+        stage = "export" if done[training.METRICS_FILE] else "evaluation"
+        print(f"[train] training finished earlier ({training.HISTORY_FILE}); resuming at {stage}", flush=True)
+    else:
+        try:
+            train_stage(run, strategy)
+        except NonFiniteLoss as error:
+            print(f"[train] error: {error}", file=sys.stderr)
+            return 3
     if tf.io.gfile.glob(run.path(training.BEST_WEIGHTS) + ".index"):
         run.ranker.load_weights(run.path(training.BEST_WEIGHTS)).expect_partial()
-    metrics = training.evaluate_run(run, "test")
-    print(
-        f"[train] {steps} steps in {seconds:.0f} s; best epoch {metrics.get('best_epoch')}; test AUC "
-        f"{metrics['auc']:.4f}, "
-        f"LogLoss {metrics['logloss']:.4f} on {metrics['examples']} rows → {run.path('metrics.json')}",
-        flush=True,
-    )
+    if not done[training.METRICS_FILE]:
+        evaluate_stage(run)
     if not args.no_export:
-        path, report = export.export_run(run)
-        print(
-            f"[train] exported {path}; servability check passed: {report['ops']} stock ops, signatures "
-            f"{sorted(k for k in report['methods'] if not k.startswith('__'))}, max difference "
-            f"{max(report['max_abs_difference'].values()):.2g}",
-            flush=True,
-        )
+        export_stage(run)
     return 0
 
 

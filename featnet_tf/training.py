@@ -7,10 +7,14 @@ A run directory holds::
     checkpoints/best*     the weights with the best validation AUC
     checkpoints/best.json {"epoch", "val_auc"} of those weights
     logs/                 TensorBoard
-    history.json          per-epoch metrics
+    history.json          per-epoch metrics; its presence means training finished
     metrics.json          test AUC, LogLoss, examples, config hash
+    export.json           the version `train` published ({"path"})
     export/<version>/     SavedModels (unless export.export_base is set; written by
                           `featnet_tf.export`, which this module does not import)
+
+Every JSON and YAML file of a run is written atomically (`featnet_tf.files`),
+so a kill or a full disk never leaves half a file that blocks a resume.
 
 Training feeds the ranking model with ids: the `FeatureTransform` runs in the
 `tf.data` pipeline (parallel, prefetched, and XLA-compatible for the model);
@@ -33,6 +37,7 @@ from featnet_tf import config as config_lib
 from featnet_tf import experiments
 from featnet_tf.data import make_dataset
 from featnet_tf.features import FeatureSpec
+from featnet_tf.files import write_json
 from featnet_tf.layers.feature_transform import FeatureTransform
 from featnet_tf.metrics import binary_auc, log_loss
 from featnet_tf.models import RawFeatureModel, build_model
@@ -41,6 +46,9 @@ from featnet_tf.prepared_data import load_feature_spec
 CONFIG_FILE = "config.yaml"
 BEST_WEIGHTS = os.path.join("checkpoints", "best")
 BEST_INFO = os.path.join("checkpoints", "best.json")
+HISTORY_FILE = "history.json"  # written when `fit` has finished: training is done
+METRICS_FILE = "metrics.json"  # written when the test split is evaluated
+EXPORT_FILE = "export.json"  # written when the run's export is published
 
 
 @dataclasses.dataclass
@@ -175,6 +183,5 @@ def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
     if os.path.exists(best):
         with open(best) as stream:
             metrics["best_epoch"] = json.load(stream)["epoch"]
-    with open(run.path("metrics.json"), "w") as stream:
-        json.dump(metrics, stream, indent=2)
+    write_json(run.path(METRICS_FILE), metrics)
     return metrics

@@ -15,6 +15,14 @@ vocabularies on the train split only and writes, under ``--output_dir``:
 * ``dead_letter/``: JSON lines ``{file, line, reason, text}`` of the rows that
   could not be parsed.
 
+The output appears whole or not at all: everything is written into a staging
+directory beside it and moved into place only when the run has passed its
+checks (`pipelines.staging`). An input pattern that matches no file, or a
+truncated gzip file, fails the run before anything is published; a run with
+more malformed rows than ``--max_bad_fraction`` publishes only its dead letter,
+as ``<output_dir>.dead_letter/``. A non-empty ``--output_dir`` is refused
+unless ``--overwrite`` is given (and is replaced only on success).
+
 Unknown flags go to Beam's PipelineOptions; the runner defaults to the
 DirectRunner. Example:
 
@@ -41,16 +49,18 @@ from google.protobuf import text_format
 from featnet_tf import prepared_data
 from featnet_tf.features import FeatureSpec, with_vocabulary_sizes
 from featnet_tf.prepared_data import SPLITS
-from pipelines import examples
+from pipelines import examples, staging, transforms
 from pipelines.formats import FORMATS, spec_for_format
 from pipelines.rows import RowParser
 from pipelines.splits import ColumnSplit, FixedSplit, HashSplit, IndexSplit, read_index_file
 from pipelines.transforms import (
     BuildVocabularies,
+    InputFileError,
     ReadSources,
     RowStatisticsFn,
     WriteDeadLetter,
     WriteSplit,
+    check_inputs_exist,
     counters,
     summarize,
     write_text,
@@ -94,6 +104,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         "--max_bad_fraction", type=float, default=0.01, help="fail when more rows than this are malformed"
     )
     parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards per split (0: the runner decides)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a non-empty --output_dir (once the new run has succeeded)"
+    )
     return parser.parse_known_args(argv)
 
 
@@ -175,6 +188,10 @@ def plan_sources(
     pre_split = {split: getattr(args, split) for split in SPLITS if getattr(args, split)}
     if bool(args.input) == bool(pre_split):
         raise ValueError("Give either --input, or pre-split --train/--valid/--test inputs (not both).")
+    for split, patterns in pre_split.items():
+        check_inputs_exist(patterns, f"--{split}")
+    if args.input:
+        check_inputs_exist(args.input, "--input")
     if pre_split:
         if args.split_indices or args.split_column:
             raise ValueError("Pre-split --train/--valid/--test inputs take no --split_indices or --split_column.")
@@ -200,20 +217,43 @@ def plan_sources(
     return [(args.input, RowParser(spec, args.format, splitter))], splitter.describe()
 
 
+class TooManyBadRows(RuntimeError):
+    """More rows than `--max_bad_fraction` were malformed."""
+
+
 def run(argv: Sequence[str] | None = None) -> PreprocessResult:
     args, pipeline_args = parse_args(argv)
     spec = spec_for_format(args.format, FeatureSpec.load(args.spec) if args.spec else None, args.min_count)
     if not 0.0 <= args.max_bad_fraction <= 1.0:
         raise ValueError(f"`--max_bad_fraction` must be in [0, 1]. Received: {args.max_bad_fraction}")
+    staging.check_output_dir(args.output_dir, args.overwrite)
     sources, provenance = plan_sources(args, spec)
     options = PipelineOptions(pipeline_args)
     if options.view_as(StandardOptions).runner is None:
         options.view_as(StandardOptions).runner = "DirectRunner"  # skips the Prism attempt
-    pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, spec, sources, provenance, args.output_dir, args.num_shards)
-    result = pipeline.run()
-    result.wait_until_finish()
-    return finish(result, args.output_dir, args.max_bad_fraction)
+    staged = staging.staging_dir(args.output_dir)
+    dead_letter_kept = args.output_dir.rstrip("/") + ".dead_letter"
+    try:
+        pipeline = beam.Pipeline(options=options)
+        build_pipeline(pipeline, spec, sources, provenance, staged, args.num_shards)
+        try:
+            result = pipeline.run()
+            result.wait_until_finish()
+        except InputFileError as error:
+            raise RuntimeError(f"{transforms.first_line(error)}; nothing was written to {args.output_dir}") from None
+        outcome = finish(result, staged, args.max_bad_fraction)
+    except TooManyBadRows as error:
+        staging.move_dead_letter(staged, dead_letter_kept)
+        staging.discard(staged)
+        raise RuntimeError(
+            f"{error}; nothing was written to {args.output_dir}. Each malformed row and its reason: {dead_letter_kept}"
+        ) from None
+    except BaseException:
+        staging.discard(staged)
+        raise
+    staging.publish(staged, args.output_dir)
+    print(f"[preprocess] wrote {args.output_dir}")
+    return dataclasses.replace(outcome, output_dir=args.output_dir)
 
 
 def finish(result, output_dir: str, max_bad_fraction: float) -> PreprocessResult:
@@ -257,16 +297,14 @@ def finish(result, output_dir: str, max_bad_fraction: float) -> PreprocessResult
         f"[preprocess] vocabularies: {len(vocabulary_fields)} fields, "
         f"{sum(statistics['fields'][n]['vocabulary_size'] for n in vocabulary_fields)} tokens in all"
     )
-    print(f"[preprocess] wrote {output_dir}")
     if rows_in != rows_written + dead:
         raise RuntimeError(
             f"Row conservation failed: rows_in={rows_in} != rows_written={rows_written} + rows_dead_lettered={dead}"
         )
     if rows_in and dead / rows_in > max_bad_fraction:
-        raise RuntimeError(
+        raise TooManyBadRows(
             f"{dead} of {rows_in} rows ({dead / rows_in:.2%}) are malformed, more than --max_bad_fraction="
-            f"{max_bad_fraction}. See {prepared_data.path(output_dir, prepared_data.DEAD_LETTER_DIR)} for each row "
-            "and its reason."
+            f"{max_bad_fraction}"
         )
     return PreprocessResult(output_dir, spec, statistics)
 

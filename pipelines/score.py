@@ -11,9 +11,14 @@ the same raw values, so batch and online predictions agree.
     python -m pipelines.score --model runs/featnet_criteo/export --input 'logs/day_*.tsv.gz' \
         --format criteo --output /tmp/scores/part --output_format parquet
 
-Malformed rows go to ``<output>-dead_letter*.jsonl`` with their reason;
-``rows_in = rows_scored + rows_dead_lettered`` is printed and checked.
-Unknown flags go to Beam's PipelineOptions (DirectRunner by default).
+Malformed rows (and TFRecord records that are not `tf.train.Example`s) go to
+``<output>-dead_letter*.jsonl`` with their reason; ``rows_in = rows_scored +
+rows_dead_lettered`` is printed and checked. More malformed rows than
+``--max_bad_fraction``, an input pattern that matches no file, or a truncated
+input file fail the run, and a failed run publishes no predictions: they are
+written under a staging prefix and renamed into place only on success (the
+dead letter of a run over its bad-row budget is kept). Unknown flags go to Beam's PipelineOptions
+(DirectRunner by default).
 """
 
 from __future__ import annotations
@@ -35,13 +40,14 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from featnet_tf.features import FeatureSpec
 from featnet_tf.saved_model import latest_version_dir
 from pipelines import examples as examples_lib
-from pipelines import transforms
+from pipelines import staging, transforms
 from pipelines.formats import FORMATS, spec_for_format
 from pipelines.rows import Row, RowParser
 from pipelines.splits import FixedSplit
 
 COUNTER_NAMESPACE = "featnet_tf.score"
 OUTPUT_FORMATS = ("csv", "tfrecord", "parquet")
+DEAD_LETTER_SUFFIX = "-dead_letter"
 
 
 class SavedModelExamplesHandler(ModelHandler):
@@ -72,18 +78,46 @@ class SavedModelExamplesHandler(ModelHandler):
         return COUNTER_NAMESPACE
 
 
-def keyed_tfrecords(readable: fileio.ReadableFile) -> Iterable[tuple[str, bytes]]:
-    """(``file:record``, serialized example) of every record of a TFRecord file."""
-    import tensorflow as tf
+class KeyedTFRecordsFn(beam.DoFn):
+    """(``file:record``, serialized example) of every record of a TFRecord
+    file; a record that is not a `tf.train.Example` goes to the dead letter,
+    a file that cannot be read to its end fails the run, naming it."""
 
-    path = readable.metadata.path
-    compression = "GZIP" if path.endswith(".gz") else ""
-    scanned = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows_in")
-    for index, record in enumerate(
-        tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator(), start=1
-    ):
-        scanned.inc()
-        yield f"{path}:{index}", record
+    def __init__(self) -> None:
+        self.rows_in = transforms.counter("rows_in")
+        self.rows_dead = transforms.counter("rows_dead_lettered")
+
+    def process(self, readable: fileio.ReadableFile) -> Iterable[Any]:
+        import tensorflow as tf
+        from tensorflow.core.example import example_pb2
+
+        path = readable.metadata.path
+        compression = "GZIP" if path.endswith(".gz") else ""
+        index = 0
+        try:
+            for index, record in enumerate(
+                tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator(), start=1
+            ):
+                self.rows_in.inc()
+                try:
+                    example_pb2.Example.FromString(record)
+                except Exception as error:  # protobuf's DecodeError, whatever its module
+                    self.rows_dead.inc()
+                    yield beam.pvalue.TaggedOutput(
+                        transforms.DEAD_LETTER,
+                        {
+                            "file": path,
+                            "line": index,
+                            "reason": f"record {index} is not a tf.train.Example: {error}",
+                            "text": record[:200].decode("utf-8", "replace"),
+                        },
+                    )
+                    continue
+                yield f"{path}:{index}", record
+        except tf.errors.OpError as error:
+            raise transforms.InputFileError(
+                f"{path} cannot be read after record {index}: {error.message.strip().splitlines()[-1]}"
+            ) from None
 
 
 class EncodeRows(beam.DoFn):
@@ -148,6 +182,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser.add_argument("--output", required=True, help="output prefix, e.g. /tmp/scores/part")
     parser.add_argument("--output_format", choices=OUTPUT_FORMATS, default="csv")
     parser.add_argument("--batch_size", type=int, default=1024, help="rows per model call")
+    parser.add_argument(
+        "--max_bad_fraction", type=float, default=0.01, help="fail when more rows than this are malformed"
+    )
     return parser.parse_known_args(argv)
 
 
@@ -155,27 +192,32 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
     args, pipeline_args = parse_args(argv)
     if args.batch_size <= 0:
         raise ValueError(f"--batch_size must be positive. Received: {args.batch_size}")
+    if not 0.0 <= args.max_bad_fraction <= 1.0:
+        raise ValueError(f"`--max_bad_fraction` must be in [0, 1]. Received: {args.max_bad_fraction}")
     export_dir = latest_version_dir(args.model)
+    transforms.check_inputs_exist(args.input, "--input")
     options = PipelineOptions(pipeline_args)
     if options.view_as(StandardOptions).runner is None:
         options.view_as(StandardOptions).runner = "DirectRunner"
+    staged = staging.staging_prefix(args.output)
     pipeline = beam.Pipeline(options=options)
     if args.format == "tfrecord":
-        keyed = (
+        read = (
             pipeline
             | "Patterns" >> beam.Create(args.input)
             | "MatchFiles" >> fileio.MatchAll()
             | "ReadMatches" >> fileio.ReadMatches(compression=CompressionTypes.UNCOMPRESSED)
-            | "ReadRecords" >> beam.FlatMap(keyed_tfrecords)
+            | "ReadRecords" >> beam.ParDo(KeyedTFRecordsFn()).with_outputs(transforms.DEAD_LETTER, main="rows")
         )
+        keyed = read.rows
     else:
         spec = spec_for_format(args.format, FeatureSpec.load(args.spec) if args.spec else None)
         if args.key_column:
             spec = dataclasses.replace(spec, input_format=dataclasses.replace(spec.input_format, key=args.key_column))
         parser = RowParser(spec, args.format, FixedSplit("test"), labeled=not args.unlabeled)
-        parsed = pipeline | "ReadRows" >> transforms.ReadRows(args.input, parser)
-        _ = parsed[transforms.DEAD_LETTER] | "DeadLetter" >> transforms.WriteDeadLetter(f"{args.output}-dead_letter")
-        keyed = parsed.rows | "Encode" >> beam.ParDo(EncodeRows(spec))
+        read = pipeline | "ReadRows" >> transforms.ReadRows(args.input, parser)
+        keyed = read.rows | "Encode" >> beam.ParDo(EncodeRows(spec))
+    _ = read[transforms.DEAD_LETTER] | "DeadLetter" >> transforms.WriteDeadLetter(f"{staged}{DEAD_LETTER_SUFFIX}")
 
     scored = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows_scored")
 
@@ -188,9 +230,16 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
         | "RunInference" >> RunInference(KeyedModelHandler(SavedModelExamplesHandler(export_dir, args.batch_size)))
         | "Unwrap" >> beam.Map(count)
     )
-    write_predictions(predictions, args.output, args.output_format)
-    result = pipeline.run()
-    result.wait_until_finish()
+    write_predictions(predictions, staged, args.output_format)
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except transforms.InputFileError as error:
+        staging.discard_prefix(staged)
+        raise RuntimeError(f"{transforms.first_line(error)}; no predictions were written") from None
+    except BaseException:
+        staging.discard_prefix(staged)
+        raise
 
     totals = transforms.counters(result, (COUNTER_NAMESPACE, transforms.COUNTER_NAMESPACE))
     rows_in = totals.get("rows_in", 0)
@@ -200,9 +249,20 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
         f"[score] model {export_dir}: rows_in={outcome.rows_in} = rows_scored={outcome.rows_scored} + "
         f"rows_dead_lettered={outcome.rows_dead_lettered}"
     )
-    print(f"[score] wrote {args.output}*.{args.output_format}")
+    problem = None
     if outcome.rows_in != outcome.rows_scored + outcome.rows_dead_lettered:
-        raise RuntimeError(f"Row conservation failed: {outcome}")
+        problem = f"Row conservation failed: {outcome}"
+    elif rows_in and dead / rows_in > args.max_bad_fraction:
+        problem = (
+            f"{dead} of {rows_in} rows ({dead / rows_in:.2%}) are malformed, more than --max_bad_fraction="
+            f"{args.max_bad_fraction}; no predictions were written. Each malformed row and its reason: "
+            f"{args.output}{DEAD_LETTER_SUFFIX}*.jsonl"
+        )
+    if problem:
+        staging.publish_prefix(staged, args.output, only=f"{staged}{DEAD_LETTER_SUFFIX}")
+        raise RuntimeError(problem)
+    staging.publish_prefix(staged, args.output)
+    print(f"[score] wrote {args.output}*.{args.output_format}")
     return outcome
 
 

@@ -11,7 +11,10 @@ what they write belong to `featnet_tf.prepared_data`.
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
+import zlib
 from typing import Any, Iterable, Sequence
 
 import apache_beam as beam
@@ -42,6 +45,48 @@ def counter(name: str):
 
 # === Reading and parsing ===
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class InputFileError(ValueError):
+    """An input file that cannot be read to its end (a truncated or corrupt
+    gzip stream): the whole run fails, naming the file, rather than
+    going on with the rows before the damage."""
+
+
+def first_line(error: Exception) -> str:
+    """An error's own message, without the step names a runner appends."""
+    return re.sub(r" \[while running '[^']*'\]$", "", str(error).strip().splitlines()[0])
+
+
+def check_inputs_exist(patterns: Sequence[str], flag: str) -> None:
+    """A `ValueError` naming the first pattern that matches no file: a run
+    over nothing is a mistake, not an empty dataset."""
+    for pattern, result in zip(patterns, FileSystems.match(list(patterns))):
+        if not result.metadata_list:
+            raise ValueError(f"{flag} {pattern!r} matches no file")
+
+
+def open_lines(path: str):
+    """A binary stream of the file's lines; ``.gz`` through Python's `gzip`,
+    which, unlike a plain decompressor, notices a stream cut short."""
+    if CompressionTypes.detect_compression_type(path) == CompressionTypes.GZIP:
+        return gzip.GzipFile(fileobj=FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED))
+    return FileSystems.open(path, compression_type=CompressionTypes.AUTO)
+
+
+def read_lines(stream, path: str) -> Iterable[tuple[int, bytes]]:
+    """(line number, line) of every line; `InputFileError` naming the file and
+    the last good line when the stream ends before its end-of-stream marker."""
+    line_number = 0
+    try:
+        for line_number, raw in enumerate(iter(stream.readline, b""), start=1):
+            yield line_number, raw
+    except (EOFError, OSError, zlib.error) as error:
+        raise InputFileError(
+            f"{path} is truncated or corrupt after line {line_number} ({type(error).__name__}: {error})"
+        ) from None
+
 
 class ParseFileFn(beam.DoFn):
     """Reads one (possibly gzip) file line by line, with line numbers, and
@@ -56,9 +101,11 @@ class ParseFileFn(beam.DoFn):
     def process(self, readable: fileio.ReadableFile) -> Iterable[Any]:
         path = readable.metadata.path
         header = self.parser.layout.header
-        with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as stream:
+        with open_lines(path) as stream:
             columns = None
-            for line_number, raw in enumerate(iter(stream.readline, b""), start=1):
+            for line_number, raw in read_lines(stream, path):
+                if line_number == 1:
+                    raw = raw.removeprefix(UTF8_BOM)  # a byte-order mark is not part of the first value
                 if line_number == 1 and header:
                     columns = self.parser.header_columns(raw.decode("utf-8").rstrip("\r\n"), path)
                     continue

@@ -7,6 +7,13 @@ one call of up to `max_batch_size` rows; the scheduler waits at most
 Each request gets back its own rows of every output. When a merged call
 fails, its requests are run again one by one, so that only a malformed
 request fails and the well-formed ones merged with it are answered.
+
+Backpressure, as TF Serving's `max_enqueued_batches`: the queue holds at most
+`max_enqueued_batches * max_batch_size` rows, and a request that would go past
+that is refused at once with `QueueFull` (the server answers UNAVAILABLE, which
+clients retry with backoff) instead of waiting behind an unbounded backlog. A
+request whose caller has gone (deadline passed, call cancelled) is dropped when
+it reaches the head of the queue, never computed.
 """
 
 from __future__ import annotations
@@ -15,19 +22,30 @@ import collections
 import concurrent.futures
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 
-class _Task:
-    __slots__ = ("servable", "signature", "inputs", "rows", "future", "key")
+class QueueFull(Exception):
+    """The batch queue holds as many rows as it may; try again later."""
 
-    def __init__(self, servable, signature: str, inputs: dict[str, np.ndarray], rows: int) -> None:
+
+class CallerGone(Exception):
+    """The request's caller stopped waiting (deadline passed or cancelled) before it was run."""
+
+
+class _Task:
+    __slots__ = ("servable", "signature", "inputs", "rows", "future", "key", "alive")
+
+    def __init__(
+        self, servable, signature: str, inputs: dict[str, np.ndarray], rows: int, alive: Callable[[], bool]
+    ) -> None:
         self.servable = servable
         self.signature = signature
         self.inputs = inputs
         self.rows = rows
+        self.alive = alive
         self.future: concurrent.futures.Future = concurrent.futures.Future()
         shapes = tuple(sorted((name, value.dtype.str, value.shape[1:]) for name, value in inputs.items()))
         self.key = (id(servable), signature, shapes)
@@ -41,13 +59,26 @@ class BatchScheduler:
         batch_timeout_micros: longest wait for a batch to fill, after its
             first request arrived.
         num_batch_threads: merged calls that may run at once.
+        max_enqueued_batches: the queue holds at most this many full
+            batches' worth of rows; more is refused with `QueueFull`.
     """
 
-    def __init__(self, max_batch_size: int = 256, batch_timeout_micros: int = 2000, num_batch_threads: int = 2) -> None:
+    def __init__(
+        self,
+        max_batch_size: int = 256,
+        batch_timeout_micros: int = 2000,
+        num_batch_threads: int = 2,
+        max_enqueued_batches: int = 16,
+    ) -> None:
         if max_batch_size <= 0:
             raise ValueError(f"`max_batch_size` must be positive. Received: {max_batch_size}")
+        if max_enqueued_batches <= 0:
+            raise ValueError(f"`max_enqueued_batches` must be positive. Received: {max_enqueued_batches}")
         self.max_batch_size = max_batch_size
+        self.max_queued_rows = max_enqueued_batches * max_batch_size
         self.timeout = batch_timeout_micros / 1e6
+        self.dropped = 0  # requests whose caller had gone before they were run
+        self._queued_rows = 0
         self._queue: collections.deque[_Task] = collections.deque()
         self._condition = threading.Condition()
         self._stopped = False
@@ -57,11 +88,26 @@ class BatchScheduler:
         for thread in self._threads:
             thread.start()
 
-    def run(self, servable, signature: str, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
-        """Blocks until the request's rows were computed, possibly with others."""
-        task = _Task(servable, signature, inputs, rows)
+    def run(
+        self,
+        servable,
+        signature: str,
+        inputs: dict[str, np.ndarray],
+        rows: int,
+        alive: Callable[[], bool] = lambda: True,
+    ) -> dict[str, np.ndarray]:
+        """Blocks until the request's rows were computed, possibly with
+        others. `alive` says whether the caller still waits for them; `QueueFull`
+        when the queue is full, `CallerGone` when the caller left first."""
+        task = _Task(servable, signature, inputs, rows, alive)
         with self._condition:
+            if self._queued_rows + rows > self.max_queued_rows:
+                raise QueueFull(
+                    f"the batch queue is full ({self._queued_rows} rows waiting, at most {self.max_queued_rows}: "
+                    "--max_enqueued_batches x --max_batch_size); retry later"
+                )
             self._queue.append(task)
+            self._queued_rows += rows
             self._condition.notify()
         return task.future.result()
 
@@ -78,11 +124,13 @@ class BatchScheduler:
 
     def _take_batch(self) -> list[_Task]:
         with self._condition:
-            while not self._queue and not self._stopped:
-                self._condition.wait()
-            if self._stopped and not self._queue:
-                return []
-            first = self._queue.popleft()
+            first = None
+            while first is None:
+                while not self._queue and not self._stopped:
+                    self._condition.wait()
+                if not self._queue:  # stopped, and nothing left to run
+                    return []
+                first = self._pop_live()
             batch, rows = [first], first.rows
             deadline = time.monotonic() + self.timeout
             while rows < self.max_batch_size:
@@ -92,6 +140,10 @@ class BatchScheduler:
                 )
                 if match is not None:
                     self._queue.remove(match)
+                    self._queued_rows -= match.rows
+                    if not match.alive():
+                        self._drop(match)
+                        continue
                     batch.append(match)
                     rows += match.rows
                     continue
@@ -100,6 +152,21 @@ class BatchScheduler:
                     break
                 self._condition.wait(remaining)
             return batch
+
+    def _pop_live(self) -> _Task | None:
+        """The first queued task whose caller still waits (the others are
+        dropped); None when the queue held none. Holds the condition's lock."""
+        while self._queue:
+            task = self._queue.popleft()
+            self._queued_rows -= task.rows
+            if task.alive():
+                return task
+            self._drop(task)
+        return None
+
+    def _drop(self, task: _Task) -> None:
+        self.dropped += 1
+        task.future.set_exception(CallerGone("the caller stopped waiting before the request was run"))
 
     def _loop(self) -> None:
         while True:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from typing import Any, Iterable, Mapping, Sequence
@@ -33,7 +34,9 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+# A server that is starting, reloading or shedding load (full batch queue,
+# too many calls at once) says so with these; the call is safe to repeat.
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
 def to_example(row: Mapping[str, Any]) -> example_pb2.Example:
@@ -56,15 +59,22 @@ def to_example(row: Mapping[str, Any]) -> example_pb2.Example:
 
 
 class PredictionClient:
-    """A TF Serving PredictionService client with deadlines and retries.
+    """A TF Serving PredictionService client with a deadline and retries.
 
     Args:
         target: ``host:port`` of the server.
         model_name: the served model's name.
         version: a model version, or None for the newest.
-        timeout: deadline of each call, in seconds.
-        retries: attempts after an UNAVAILABLE answer, with exponential backoff.
+        timeout: the deadline of one method call (`predict`, `status`, ...) in
+            seconds, all its attempts, backoffs and batches included; each
+            attempt gets what is left of it.
+        retries: attempts after an UNAVAILABLE or RESOURCE_EXHAUSTED answer,
+            with exponential backoff and full jitter (a random wait up to
+            0.1 s · 2^attempt), so clients turned away together do not return
+            together.
         max_message_bytes: largest message sent or received.
+        max_batch_size: most rows `predict` sends in one request (the server's
+            ``--max_batch_size``); longer lists go in several requests.
     """
 
     def __init__(
@@ -75,9 +85,16 @@ class PredictionClient:
         timeout: float = 10.0,
         retries: int = 3,
         max_message_bytes: int = 16 * 1024 * 1024,
+        max_batch_size: int = 256,
     ) -> None:
+        if timeout <= 0 or retries < 0 or max_batch_size <= 0:
+            raise ValueError(
+                f"timeout and max_batch_size must be positive and retries >= 0. Received: timeout={timeout}, "
+                f"retries={retries}, max_batch_size={max_batch_size}"
+            )
         self.target, self.model_name, self.version = target, model_name, version
-        self.timeout, self.retries = timeout, retries
+        self.timeout, self.retries, self.max_batch_size = timeout, retries, max_batch_size
+        self._random = random.Random()
         options = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -95,14 +112,21 @@ class PredictionClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _call(self, method, request):
+    def _call(self, method, request, deadline: float | None = None):
+        """One RPC, retried on RETRYABLE answers while time is left before
+        `deadline` (`time.monotonic()` seconds; default: `timeout` from now)."""
+        deadline = deadline if deadline is not None else time.monotonic() + self.timeout
         for attempt in range(self.retries + 1):
+            remaining = deadline - time.monotonic()
             try:
-                return method(request, timeout=self.timeout)
+                return method(request, timeout=max(remaining, 0.001))
             except grpc.RpcError as error:
                 if error.code() not in RETRYABLE or attempt == self.retries:
                     raise
-                time.sleep(0.1 * 2**attempt)
+                pause = self._random.uniform(0.0, 0.1 * 2**attempt)
+                if time.monotonic() + pause >= deadline:
+                    raise
+                time.sleep(pause)
         raise AssertionError("unreachable")
 
     def _model_spec(self, spec, signature_name: str = "") -> None:
@@ -135,13 +159,20 @@ class PredictionClient:
 
     def predict(self, rows: Iterable[Mapping[str, Any] | example_pb2.Example]) -> np.ndarray:
         """Click probabilities of raw rows (or `tf.train.Example`s), sent as
-        serialized examples to the `serving_default` signature."""
+        serialized examples to the `serving_default` signature, at most
+        `max_batch_size` rows per request, all within one `timeout`."""
         serialized = [
             row.SerializeToString() if isinstance(row, example_pb2.Example) else to_example(row).SerializeToString()
             for row in rows
         ]
-        outputs, _ = self.predict_tensors({"examples": tf.make_tensor_proto(serialized, dtype=tf.string)})
-        return outputs["probability"]
+        deadline = time.monotonic() + self.timeout
+        probabilities = []
+        for start in range(0, len(serialized), self.max_batch_size):
+            chunk = serialized[start : start + self.max_batch_size]
+            request = self.predict_request({"examples": tf.make_tensor_proto(chunk, dtype=tf.string)})
+            response = self._call(self.predictions.Predict, request, deadline)
+            probabilities.append(tf.make_ndarray(response.outputs["probability"]))
+        return np.concatenate(probabilities) if probabilities else np.zeros([0], np.float32)
 
     def signature_inputs(self, signature_name: str = "serving_default") -> dict[str, tuple[str, list[int]]]:
         """Input names → (dtype, shape) of a signature, from GetModelMetadata."""
@@ -181,11 +212,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model_name", required=True)
     parser.add_argument("--version", type=int)
     parser.add_argument("--rows", required=True, help="JSON lines, one raw feature dict per line")
-    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole call, retries included")
+    parser.add_argument("--max_batch_size", type=int, default=256, help="rows per request (the server's limit)")
     args = parser.parse_args(argv)
     rows = read_rows(args.rows)
     try:
-        with PredictionClient(args.target, args.model_name, args.version, args.timeout) as client:
+        with PredictionClient(
+            args.target, args.model_name, args.version, args.timeout, max_batch_size=args.max_batch_size
+        ) as client:
             probabilities = client.predict(rows)
     except grpc.RpcError as error:
         print(f"[client] error: {error.code().name}: {error.details()}", file=sys.stderr)

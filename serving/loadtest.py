@@ -7,6 +7,17 @@ Bounded in time (`--seconds`) and count (`--max_requests` per client).
 
     python -m serving.loadtest --target localhost:8500 --model_name featnet \
         --examples 'data/test/*.tfrecord.gz' --clients 8 --seconds 10 --batch_size 1
+
+Under faults: ``--malformed_clients M`` adds M clients that send requests
+which are not Examples at all, and ``--new_version_every S --model_base_path
+BASE`` publishes a new version under the served base path every S seconds
+(a copy of the newest, renamed into place as an exporter does; the oldest
+are deleted, ten kept). The good clients' failures are counted apart: the
+run exits 1 if any good request failed or any malformed one was answered.
+
+    python -m serving.loadtest --target localhost:8500 --model_name featnet \
+        --examples 'data/test/*.tfrecord.gz' --clients 8 --malformed_clients 1 \
+        --new_version_every 1 --model_base_path /models/featnet --seconds 10
 """
 
 from __future__ import annotations
@@ -14,9 +25,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
+import shutil
 import sys
 import threading
 import time
+import uuid
 from typing import Any, Sequence
 
 import grpc
@@ -34,6 +48,24 @@ def read_examples(pattern: str, limit: int = 100_000) -> list[bytes]:
     return [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type=compression).take(limit)]
 
 
+MALFORMED = b"not an example"
+
+
+def publish_copy_of_newest(base_path: str, keep: int = 10) -> int:
+    """A new version under `base_path`: the newest copied into a hidden
+    directory and renamed into place (as `featnet_tf.saved_model.publish`
+    does), numbered past every version seen; older versions beyond `keep` are
+    deleted. Returns the new version."""
+    versions = sorted(int(name) for name in os.listdir(base_path) if name.isdigit())
+    staging = os.path.join(base_path, f".tmp-loadtest-{uuid.uuid4().hex[:8]}")
+    shutil.copytree(os.path.join(base_path, str(versions[-1])), staging)
+    new = versions[-1] + 1
+    os.rename(staging, os.path.join(base_path, str(new)))
+    for old in versions[: max(0, len(versions) + 1 - keep)]:
+        shutil.rmtree(os.path.join(base_path, str(old)), ignore_errors=True)
+    return new
+
+
 def run_load(
     target: str,
     model_name: str,
@@ -43,14 +75,23 @@ def run_load(
     batch_size: int,
     max_requests: int = 1_000_000,
     timeout: float = 10.0,
+    malformed_clients: int = 0,
+    new_version_every: float = 0.0,
+    model_base_path: str | None = None,
 ) -> dict[str, Any]:
     """Runs the load and returns its summary (latencies in milliseconds)."""
+    if new_version_every > 0 and not model_base_path:
+        raise ValueError("--new_version_every needs --model_base_path, the directory the server watches")
     batches = [list(examples[i : i + batch_size]) for i in range(0, len(examples) - batch_size + 1, batch_size)] or [
         list(examples[:batch_size])
     ]
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[dict[str, int]] = [{} for _ in range(clients)]
-    start_barrier = threading.Barrier(clients + 1)
+    answered_versions: set[int] = set()
+    malformed: dict[str, Any] = {"requests": 0, "answered": 0, "errors": {}}
+    malformed_lock = threading.Lock()
+    published: list[int] = []
+    start_barrier = threading.Barrier(clients + malformed_clients + (1 if new_version_every > 0 else 0) + 1)
 
     def client_loop(index: int) -> None:
         with PredictionClient(target, model_name, timeout=timeout, retries=0) as client:
@@ -65,13 +106,42 @@ def run_load(
                     break
                 begin = time.perf_counter()
                 try:
-                    client.predictions.Predict(request, timeout=timeout)
+                    response = client.predictions.Predict(request, timeout=timeout)
                 except grpc.RpcError as error:
                     errors[index][error.code().name] = errors[index].get(error.code().name, 0) + 1
                     continue
                 latencies[index].append(1000.0 * (time.perf_counter() - begin))
+                answered_versions.add(response.model_spec.version.value)
+
+    def malformed_loop() -> None:
+        with PredictionClient(target, model_name, timeout=timeout, retries=0) as client:
+            request = client.predict_request({"examples": tf.make_tensor_proto([MALFORMED], dtype=tf.string)})
+            start_barrier.wait()
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                try:
+                    client.predictions.Predict(request, timeout=timeout)
+                    outcome = None
+                except grpc.RpcError as error:
+                    outcome = error.code().name
+                with malformed_lock:
+                    malformed["requests"] += 1
+                    if outcome is None:
+                        malformed["answered"] += 1
+                    else:
+                        malformed["errors"][outcome] = malformed["errors"].get(outcome, 0) + 1
+
+    def publisher_loop() -> None:
+        start_barrier.wait()
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() + new_version_every < deadline:
+            time.sleep(new_version_every)
+            published.append(publish_copy_of_newest(model_base_path))
 
     threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+    threads += [threading.Thread(target=malformed_loop) for _ in range(malformed_clients)]
+    if new_version_every > 0:
+        threads.append(threading.Thread(target=publisher_loop))
     for thread in threads:
         thread.start()
     start_barrier.wait()
@@ -96,6 +166,10 @@ def run_load(
         "p50_ms": float(np.percentile(all_latencies, 50)) if ok else None,
         "p95_ms": float(np.percentile(all_latencies, 95)) if ok else None,
         "p99_ms": float(np.percentile(all_latencies, 99)) if ok else None,
+        "failed_good_requests": sum(error_counts.values()),
+        "versions_answered": sorted(answered_versions),
+        **({"malformed": malformed} if malformed_clients else {}),
+        **({"versions_published": published} if new_version_every > 0 else {}),
     }
 
 
@@ -108,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--max_requests", type=int, default=1_000_000, help="per client")
+    parser.add_argument("--malformed_clients", type=int, default=0, help="clients sending non-Example requests")
+    parser.add_argument("--new_version_every", type=float, default=0.0, help="seconds between new versions (0: none)")
+    parser.add_argument("--model_base_path", help="the served base path, for --new_version_every")
     args = parser.parse_args(argv)
     summary = run_load(
         args.target,
@@ -117,9 +194,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.seconds,
         args.batch_size,
         args.max_requests,
+        malformed_clients=args.malformed_clients,
+        new_version_every=args.new_version_every,
+        model_base_path=args.model_base_path,
     )
     print(json.dumps(summary, indent=2))
-    return 1 if summary["errors"] else 0
+    if args.malformed_clients or args.new_version_every:
+        print(
+            f"[loadtest] {summary['failed_good_requests']} of {summary['requests'] + summary['failed_good_requests']} "
+            f"good requests failed; malformed: {summary.get('malformed')}; versions published "
+            f"{summary.get('versions_published', [])}, answered by {summary['versions_answered']}"
+        )
+    return 1 if summary["errors"] or summary.get("malformed", {}).get("answered") else 0
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """Loading SavedModel versions the way TensorFlow Serving does.
 
 `ModelManager` watches a model base path (``<base>/<version>/``, integer
-versions), serves the newest version that loads, picks up newly exported
+versions) and serves what is on disk, as TF Serving's ``latest`` version
+policy does: the newest version that loads. It picks up newly exported
 versions without a restart, keeps serving the previous version when a new one
-fails to load, and remembers every version's state for `GetModelStatus`.
-Requests hold a reference to the `Servable` they started with, so a swap never
-fails a request in flight.
+fails to load, falls back to the next newest when the served version is
+deleted, reloads a version whose directory was replaced, and remembers every
+version's state for `GetModelStatus`. A version that failed to load is tried
+again once its files change (one that appeared by a non-atomic ``cp -r`` fails
+while half copied and loads when complete). Requests hold a reference to the
+`Servable` they started with, so a swap never fails a request in flight.
 
 Depends on TensorFlow only, never on featnet_tf: it serves any SavedModel.
 """
@@ -63,6 +67,17 @@ def load_servable(name: str, version: int, path: str) -> Servable:
     return Servable(name, version, path, loaded, signature_defs)
 
 
+def fingerprint(path: str) -> tuple:
+    """What a version directory holds: every file's path, size and mtime.
+    A version is reloaded, or a failed one retried, when it changes."""
+    entries = []
+    for directory, _, files in tf.io.gfile.walk(path):
+        for name in files:
+            stat = tf.io.gfile.stat(os.path.join(directory, name))
+            entries.append((os.path.relpath(os.path.join(directory, name), path), stat.length, stat.mtime_nsec))
+    return tuple(sorted(entries))
+
+
 def list_versions(base_path: str) -> list[int]:
     """The integer version directories under `base_path` (hidden staging
     directories of an export in progress are ignored)."""
@@ -90,6 +105,8 @@ class ModelManager:
         self.statuses: dict[int, VersionStatus] = {}
         self._current: Servable | None = None
         self._loaded: dict[int, Servable] = {}
+        self._fingerprints: dict[int, tuple] = {}  # of the version served, as loaded
+        self._failed: dict[int, tuple] = {}  # versions that failed to load, and their files then
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -106,30 +123,58 @@ class ModelManager:
             return self._loaded.get(version)
 
     def poll(self) -> None:
-        """Loads versions newer than the one being served, newest first; a
-        version that fails is marked END with its error and not retried."""
-        versions = list_versions(self.base_path)
-        current = self._current.version if self._current else 0
-        for version in sorted((v for v in versions if v > current and v not in self.statuses), reverse=True):
+        """Serves the newest version on disk that loads (TF Serving's
+        ``latest`` policy). Newest first: a version is loaded unless it is the
+        one served, unchanged, or it failed to load and its files have not
+        changed since; a failure is recorded as END with its error and the
+        next older version is tried. When no version on disk loads and the
+        served one was deleted, nothing is served."""
+        on_disk = list_versions(self.base_path)
+        current = self._current
+        for version in set(self._failed) - set(on_disk):
+            del self._failed[version]  # a version exported again under this number is new
+        for version in sorted(on_disk, reverse=True):
             path = os.path.join(self.base_path, str(version))
-            self.statuses[version] = VersionStatus("LOADING")
             try:
-                servable = load_servable(self.name, version, path)
-                if self.warmup is not None:
-                    self.warmup(servable)
-            except Exception as error:  # any failure to load keeps the previous version serving
-                LOG.error("model %s version %d failed to load: %s", self.name, version, error)
-                self.statuses[version] = VersionStatus("END", f"{type(error).__name__}: {error}")
+                files = fingerprint(path)
+            except tf.errors.NotFoundError:  # deleted while we looked
                 continue
+            if current is not None and version == current.version and files == self._fingerprints.get(version):
+                return  # the newest loadable version is the one served
+            if self._failed.get(version) == files:
+                continue  # failed with exactly these files: wait for them to change
+            if self._load(version, path, files):
+                return
+        if current is not None and current.version not in on_disk:
             with self._lock:
-                previous = self._current
-                self._current = servable
-                self._loaded = {version: servable}
-                self.statuses[version] = VersionStatus("AVAILABLE")
-                if previous is not None:
-                    self.statuses[previous.version] = VersionStatus("END")
-            LOG.info("model %s: serving version %d from %s", self.name, version, path)
-            break
+                self._current, self._loaded = None, {}
+            self.statuses[current.version] = VersionStatus("END")
+            LOG.error("model %s: version %d was removed and no other version loads", self.name, current.version)
+
+    def _load(self, version: int, path: str, files: tuple) -> bool:
+        """Loads, warms up and swaps in one version; False (and END with the
+        error) when it fails, leaving the served version as it was."""
+        self.statuses[version] = VersionStatus("LOADING")
+        try:
+            servable = load_servable(self.name, version, path)
+            if self.warmup is not None:
+                self.warmup(servable)
+        except Exception as error:  # any failure to load keeps the previous version serving
+            LOG.error("model %s version %d failed to load: %s", self.name, version, error)
+            self.statuses[version] = VersionStatus("END", f"{type(error).__name__}: {error}")
+            self._failed[version] = files
+            return False
+        with self._lock:
+            previous = self._current
+            self._current = servable
+            self._loaded = {version: servable}
+        self._failed.pop(version, None)
+        self._fingerprints = {version: files}
+        if previous is not None and previous.version != version:
+            self.statuses[previous.version] = VersionStatus("END")
+        self.statuses[version] = VersionStatus("AVAILABLE")
+        LOG.info("model %s: serving version %d from %s", self.name, version, path)
+        return True
 
     def start(self) -> None:
         self.poll()

@@ -9,6 +9,12 @@ restart, batches concurrent requests, binds 127.0.0.1 by default, limits
 message sizes, exposes the standard gRPC health service and stops gracefully
 on SIGTERM.
 
+Under faults: a malformed request fails alone (its batch is retried request by
+request) with INVALID_ARGUMENT naming the row and feature; sizes are checked
+from the tensor's shape before anything is decoded; a full batch queue answers
+UNAVAILABLE and more than `--max_concurrent_rpcs` calls RESOURCE_EXHAUSTED;
+work whose caller has gone is never computed.
+
     python -m serving.server --model_name featnet --model_base_path runs/featnet_criteo/export --port 8500
 """
 
@@ -39,7 +45,8 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving.batching import BatchScheduler
+from serving.batching import BatchScheduler, CallerGone, QueueFull
+from serving.errors import explain_model_error
 from serving.servable import ModelManager, Servable
 
 LOG = logging.getLogger("serving")
@@ -61,13 +68,28 @@ def dtype_name(dtype: int) -> str:
     return types_pb2.DataType.Name(dtype)
 
 
-def check_input(name: str, tensor_proto, expected) -> np.ndarray:
-    """The request's tensor as an array, or INVALID_ARGUMENT naming the input."""
+def check_input(name: str, tensor_proto, expected, max_rows: int) -> np.ndarray:
+    """The request's tensor as an array, or INVALID_ARGUMENT naming the input.
+
+    Type, declared shape and size are checked on the proto before any value is
+    decoded: a request declaring millions of rows costs nothing to refuse."""
     if tensor_proto.dtype != expected.dtype:
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"input '{name}' has type {dtype_name(tensor_proto.dtype)}, the signature expects "
             f"{dtype_name(expected.dtype)}",
+        )
+    dims = [dim.size for dim in tensor_proto.tensor_shape.dim]
+    if dims and dims[0] > max_rows:
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"input '{name}' holds a batch of {dims[0]} rows, more than the server's max_batch_size {max_rows}",
+        )
+    if tensor_proto.dtype == types_pb2.DT_STRING and len(tensor_proto.string_val) > max(1, int(np.prod(dims))):
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"input '{name}' holds {len(tensor_proto.string_val)} strings but its shape {dims} has room for "
+            f"{int(np.prod(dims))}",
         )
     try:
         value = tf.make_ndarray(tensor_proto)
@@ -129,7 +151,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             )
         return name, signature
 
-    def _run(self, servable: Servable, signature_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(
+        self,
+        servable: Servable,
+        signature_name: str,
+        inputs: dict[str, np.ndarray],
+        alive=lambda: True,
+    ) -> dict[str, np.ndarray]:
         rows = {len(value) if value.ndim else 1 for value in inputs.values()}
         if len(rows) != 1:
             sizes = {name: (len(value) if value.ndim else 1) for name, value in inputs.items()}
@@ -141,10 +169,15 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 f"batch of {batch} rows exceeds the server's max_batch_size {self.scheduler.max_batch_size}",
             )
         try:
-            return self.scheduler.run(servable, signature_name, inputs, batch)
+            return self.scheduler.run(servable, signature_name, inputs, batch, alive)
+        except QueueFull as error:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, str(error)) from None
+        except CallerGone as error:
+            raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, str(error)) from None
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             message = getattr(error, "message", None) or str(error)
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, message.strip().splitlines()[0]) from None
+            reason = explain_model_error(message, inputs)
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"the model refused the request: {reason}") from None
 
     def _examples(self, request_input) -> np.ndarray:
         kind = request_input.WhichOneof("kind")
@@ -158,11 +191,22 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request's input holds no examples")
         if not examples:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request's input holds no examples")
+        if len(examples) > self.scheduler.max_batch_size:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"batch of {len(examples)} examples exceeds the server's max_batch_size "
+                f"{self.scheduler.max_batch_size}",
+            )
         return np.array([example.SerializeToString() for example in examples], dtype=object)
 
     @staticmethod
     def _abort(context, error: RequestError):
         context.abort(error.code, str(error))
+
+    @staticmethod
+    def _alive(context):
+        """Whether the caller still waits: its call is active and its deadline not passed."""
+        return lambda: context.is_active() and (context.time_remaining() is None or context.time_remaining() > 0)
 
     # === RPCs ===
 
@@ -179,8 +223,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             missing = sorted(set(signature.inputs) - set(request.inputs))
             if missing:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"missing inputs {missing} of signature '{name}'")
-            inputs = {key: check_input(key, request.inputs[key], signature.inputs[key]) for key in signature.inputs}
-            outputs = self._run(servable, name, inputs)
+            max_rows = self.scheduler.max_batch_size
+            inputs = {
+                key: check_input(key, request.inputs[key], signature.inputs[key], max_rows) for key in signature.inputs
+            }
+            outputs = self._run(servable, name, inputs, self._alive(context))
             wanted = list(request.output_filter) or sorted(outputs)
             unknown_outputs = sorted(set(wanted) - set(outputs))
             if unknown_outputs:
@@ -195,13 +242,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
         return response
 
-    def _run_examples(self, request, method: str) -> tuple[Servable, str, dict[str, np.ndarray]]:
+    def _run_examples(self, request, method: str, context) -> tuple[Servable, str, dict[str, np.ndarray]]:
         """Classify and Regress: the request's examples through the signature
         of the given method, whose one input takes serialized examples."""
         servable = self._servable(request.model_spec)
         name, signature = self._signature(servable, request.model_spec.signature_name, method)
         (input_key,) = signature.inputs
-        return servable, name, self._run(servable, name, {input_key: self._examples(request.input)})
+        inputs = {input_key: self._examples(request.input)}
+        return servable, name, self._run(servable, name, inputs, self._alive(context))
 
     @staticmethod
     def _answered_by(model_spec, servable: Servable, signature_name: str) -> None:
@@ -210,7 +258,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Classify(self, request, context):
         try:
-            servable, name, outputs = self._run_examples(request, CLASSIFY_METHOD)
+            servable, name, outputs = self._run_examples(request, CLASSIFY_METHOD, context)
         except RequestError as error:
             return self._abort(context, error)
         response = classification_pb2.ClassificationResponse()
@@ -225,7 +273,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Regress(self, request, context):
         try:
-            servable, name, outputs = self._run_examples(request, REGRESS_METHOD)
+            servable, name, outputs = self._run_examples(request, REGRESS_METHOD, context)
         except RequestError as error:
             return self._abort(context, error)
         response = regression_pb2.RegressionResponse()
@@ -314,6 +362,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--grpc_threads", type=int, default=16)
     parser.add_argument(
+        "--max_enqueued_batches",
+        type=int,
+        default=16,
+        help="the batch queue holds this many full batches' rows; beyond, requests get UNAVAILABLE",
+    )
+    parser.add_argument(
+        "--max_concurrent_rpcs", type=int, default=256, help="calls in progress at once; beyond, RESOURCE_EXHAUSTED"
+    )
+    parser.add_argument(
         "--version_wait_seconds",
         type=float,
         default=60.0,
@@ -331,12 +388,18 @@ def build_server(
     manager = ModelManager(
         args.model_name, args.model_base_path, args.file_system_poll_wait_seconds, warmup=replay_warmup
     )
-    scheduler = BatchScheduler(args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads)
+    scheduler = BatchScheduler(
+        args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads, args.max_enqueued_batches
+    )
     options = [
         ("grpc.max_receive_message_length", args.max_message_bytes),
         ("grpc.max_send_message_length", args.max_message_bytes),
     ]
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=args.grpc_threads), options=options)
+    server = grpc.server(
+        concurrent.futures.ThreadPoolExecutor(max_workers=args.grpc_threads),
+        options=options,
+        maximum_concurrent_rpcs=args.max_concurrent_rpcs,
+    )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager, scheduler), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
     health_servicer = health.HealthServicer()

@@ -5,7 +5,8 @@ rules hold for every import, not only those a test happens to execute:
 
 * `featnet_tf` (the library) imports nothing of `pipelines`, `serving` or `demo`;
 * `serving` imports nothing of `featnet_tf`: it serves any SavedModel;
-* `featnet_tf.features` stands on the ground floor, `featnet_tf.prepared_data` on it;
+* `featnet_tf.features` and `featnet_tf.files` stand on the ground floor,
+  `featnet_tf.prepared_data` and the config schema on them;
 * no module imports itself back through others.
 """
 
@@ -72,7 +73,9 @@ def test_serving_never_imports_featnet_tf_or_the_pipelines(graph):
 def test_the_ground_floor_imports_nothing_of_ours_above_it(graph):
     assert graph["featnet_tf.features"] == set()
     assert graph["featnet_tf.prepared_data"] == {"featnet_tf.features"}
-    assert graph["featnet_tf.config"] == set()  # the schema knows no model; `featnet_tf.experiments` joins them
+    assert graph["featnet_tf.files"] == set()
+    # the schema knows no model (`featnet_tf.experiments` joins them); it writes itself atomically
+    assert graph["featnet_tf.config"] == {"featnet_tf.files"}
 
 
 def test_no_module_imports_itself_back(graph):

@@ -231,13 +231,14 @@ BAD = [
     (GOOD[0].replace("1\t1\t2", "1\tone\t2", 1).encode(), "field I1: 'one' is not a number"),
     (GOOD[0].replace("1", "7", 1).encode(), "bad label '7'"),
     (GOOD[1].encode().replace(b"\tz", b"\t\xff\xfez"), "undecodable bytes"),
+    (GOOD[0].replace("1\t1\t2", "1\t3.5e38\t2", 1).encode(), "field I1: '3.5e38' is outside float32's range"),
 ]
 
 
 @pytest.fixture()
 def bad_rows_file(tmp_path):
     path = tmp_path / "planted.tsv.gz"
-    lines = [GOOD[0].encode(), BAD[0][0], BAD[1][0], GOOD[1].encode(), BAD[2][0], BAD[3][0]]
+    lines = [GOOD[0].encode(), BAD[0][0], BAD[1][0], GOOD[1].encode(), BAD[2][0], BAD[3][0], BAD[4][0]]
     with gzip.open(path, "wb") as stream:
         stream.write(b"\n".join(lines) + b"\n")
     return str(path)
@@ -261,18 +262,18 @@ def test_planted_bad_rows_land_in_the_dead_letter_with_their_reason(bad_rows_fil
         + DIRECT
     )
     dead = sorted(read_dead_letters(output), key=lambda record: record["line"])
-    assert [record["line"] for record in dead] == [2, 3, 5, 6]
+    assert [record["line"] for record in dead] == [2, 3, 5, 6, 7]
     assert all(record["file"] == bad_rows_file for record in dead)
     for record, (_, reason) in zip(dead, BAD):
         assert record["reason"].startswith(reason), record
     assert result.statistics["rows"] == {
-        "rows_in": 6,
+        "rows_in": 7,
         "rows_written": 2,
-        "rows_dead_lettered": 4,
+        "rows_dead_lettered": 5,
         "dead_letter_reasons": {
             "bad label '7'": 1,
             "expected 40 columns, found 3": 1,
-            "field I1": 1,
+            "field I1": 2,
             "undecodable bytes": 1,
         },
     }
@@ -284,21 +285,93 @@ def test_planted_bad_rows_land_in_the_dead_letter_with_their_reason(bad_rows_fil
     assert feature_value(by_label[0], "C26") == [b"z"]
 
 
-def test_too_many_bad_rows_fail_loudly(bad_rows_file, tmp_path):
-    with pytest.raises(RuntimeError, match="4 of 6 rows .* more than --max_bad_fraction=0.5"):
+def test_too_many_bad_rows_fail_loudly_and_publish_only_the_dead_letter(bad_rows_file, tmp_path):
+    output = tmp_path / "out"
+    args = ["--input", bad_rows_file, "--format", "criteo", "--output_dir", str(output), "--max_bad_fraction", "0.5"]
+    with pytest.raises(RuntimeError, match="5 of 7 rows .* more than --max_bad_fraction=0.5; nothing was written"):
+        preprocess.run(args + DIRECT)
+    assert not output.exists(), "a failed run left a dataset where training looks"
+    assert [name for name in os.listdir(tmp_path) if name != "planted.tsv.gz"] == ["out.dead_letter"]
+    assert len(read_dead_letters_in(tmp_path / "out.dead_letter")) == 5
+
+
+def read_dead_letters_in(directory) -> list[dict]:
+    return [json.loads(line) for path in sorted(directory.glob("*.jsonl")) for line in path.read_text().splitlines()]
+
+
+def criteo_lines(count: int) -> bytes:
+    return ("\n".join(GOOD[index % 2] for index in range(count)) + "\n").encode()
+
+
+def test_a_missing_input_or_a_truncated_gzip_fails_naming_the_file_and_writes_nothing(tmp_path):
+    output = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"--input '.*no_such_day_\*\.tsv' matches no file"):
         preprocess.run(
-            [
-                "--input",
-                bad_rows_file,
-                "--format",
-                "criteo",
-                "--output_dir",
-                str(tmp_path / "out"),
-                "--max_bad_fraction",
-                "0.5",
-            ]
-            + DIRECT
+            ["--input", str(tmp_path / "no_such_day_*.tsv"), "--format", "criteo", "--output_dir", str(output)]
         )
+    compressed = gzip.compress(criteo_lines(4000))
+    truncated = tmp_path / "day.tsv.gz"
+    truncated.write_bytes(compressed[: len(compressed) // 2])
+    with pytest.raises(
+        RuntimeError, match=rf"{truncated} is truncated or corrupt after line \d+ .*nothing was written"
+    ):
+        preprocess.run(["--input", str(truncated), "--format", "criteo", "--output_dir", str(output)] + DIRECT)
+    assert sorted(os.listdir(tmp_path)) == ["day.tsv.gz"], "a failed run left files behind"
+
+
+def test_a_non_empty_output_is_refused_and_overwrite_replaces_it_whole(tmp_path):
+    output, day1, day2 = tmp_path / "out", tmp_path / "day1.tsv", tmp_path / "day2.tsv"
+    day1.write_bytes(criteo_lines(300))
+    day2.write_bytes(criteo_lines(100))
+    base = ["--format", "criteo", "--min_count", "1", "--output_dir", str(output)] + DIRECT
+    preprocess.run(["--input", str(day1), *base])
+    with pytest.raises(ValueError, match="is not empty; pass --overwrite"):
+        preprocess.run(["--input", str(day2), *base])
+    result = preprocess.run(["--input", str(day2), *base, "--overwrite"])
+    rows = sum(len(read_split(str(output), split)) for split in ("train", "valid", "test"))
+    assert rows == result.statistics["rows"]["rows_written"] == 100, "shards of the replaced run were kept"
+    assert sorted(os.listdir(tmp_path)) == ["day1.tsv", "day2.tsv", "out"]
+
+
+def test_a_killed_run_leaves_nothing_where_consumers_look(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import REPO_ROOT
+
+    day = tmp_path / "day.tsv"
+    day.write_bytes(criteo_lines(200_000))
+    output = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.preprocess", "--input", str(day), "--format", "criteo"]
+        + ["--output_dir", str(output)]
+        + DIRECT,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("out.staging-*/**/*")) and time.time() < deadline:
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.1)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not output.exists(), "a killed run left a directory that looks like a dataset"
+
+
+@needs_samples
+def test_an_avazu_header_with_a_byte_order_mark_is_a_valid_file(tmp_path):
+    with open(os.path.join(SAMPLES, "avazu_sample.csv"), "rb") as stream:
+        head = b"".join(stream.readline() for _ in range(201))
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + head)
+    result = preprocess.run(
+        ["--input", str(path), "--format", "avazu", "--output_dir", str(tmp_path / "out"), "--min_count", "1"] + DIRECT
+    )
+    assert result.statistics["rows"]["rows_written"] == 200 and result.statistics["rows"]["rows_dead_lettered"] == 0
 
 
 def test_csv_without_a_spec_is_refused(tmp_path):

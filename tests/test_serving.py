@@ -68,6 +68,13 @@ def test_grpc_predictions_equal_the_saved_models_own(deployment):
     assert version == 1 and inputs["C1"] == ("string", [-1]) and inputs["I1"] == ("float32", [-1])
 
 
+def test_the_client_sends_more_rows_than_the_servers_batch_in_chunks(deployment):
+    examples = [tf.train.Example.FromString(e) for e in deployment["examples"]]
+    assert len(examples) > 3 * MAX_BATCH
+    with PredictionClient(deployment["target"], "featnet", max_batch_size=MAX_BATCH) as client:
+        np.testing.assert_allclose(client.predict(examples), deployment["expected"], atol=1e-6)
+
+
 def test_classify_and_regress_apis(deployment):
     channel = grpc.insecure_channel(deployment["target"])
     from tensorflow_serving.apis import prediction_service_pb2_grpc
@@ -142,10 +149,28 @@ def test_every_error_returns_its_status_and_names_the_fault(deployment):
             and "'I1'" in error.details()
             and "shape" in error.details()
         )
-        error = rpc_error(lambda: client.predict([tf.train.Example()] * (MAX_BATCH + 1)))
+        too_many = np.array([tf.train.Example().SerializeToString()] * (MAX_BATCH + 1), dtype=object)
+        error = rpc_error(lambda: client.predict_tensors({"examples": too_many}))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "max_batch_size" in error.details()
-        error = rpc_error(lambda: client.predict_tensors({"examples": np.array([b"not a proto"], dtype=object)}))
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+        # errors raised inside the model name the row and the feature, not "Graph execution error"
+        def details_of(example: bytes) -> str:
+            error = rpc_error(lambda: client.predict_tensors({"examples": np.array([examples[0], example], object)}))
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "Graph execution" not in error.details()
+            return error.details()
+
+        assert "row 1 of input 'examples' is not a serialized tf.train.Example" in details_of(b"not a proto")
+        mistyped = tf.train.Example.FromString(examples[0])
+        mistyped.features.feature["I1"].Clear()
+        mistyped.features.feature["I1"].bytes_list.value.append(b"three")
+        assert "row 1: feature 'I1' holds strings (bytes_list), the model expects floats (float_list)" in details_of(
+            mistyped.SerializeToString()
+        )
+        mistyped.features.feature["I1"].Clear()
+        mistyped.features.feature["I1"].float_list.value.extend([1.0, 2.0])
+        assert "row 1: feature 'I1' holds 2 values, the model expects exactly one" in details_of(
+            mistyped.SerializeToString()
+        )
         error = rpc_error(
             lambda: client.predict_tensors({"examples": np.array([examples[0]], dtype=object)}, "no_signature")
         )
@@ -179,10 +204,11 @@ def test_hot_reload_fails_no_request_and_a_broken_version_keeps_the_old_one(depl
     thread.join()
     assert failures == [] and versions == {1, 2}
 
-    broken = os.path.join(base, "3")
-    shutil.copytree(os.path.join(base, "2"), broken)
-    with open(os.path.join(broken, "saved_model.pb"), "wb") as stream:
+    staged = os.path.join(base, ".tmp-broken")
+    shutil.copytree(os.path.join(base, "2"), staged)
+    with open(os.path.join(staged, "saved_model.pb"), "wb") as stream:
         stream.write(b"this is not a SavedModel")
+    os.rename(staged, os.path.join(base, "3"))
     with PredictionClient(target, "featnet") as client:
         deadline = time.time() + 30
         while not any(version == 3 for version, _, _ in client.status()) and time.time() < deadline:
@@ -192,3 +218,25 @@ def test_hot_reload_fails_no_request_and_a_broken_version_keeps_the_old_one(depl
         assert statuses[2][0] == "AVAILABLE"
         _, version = client.predict_tensors({"examples": tf.make_tensor_proto([examples[0].SerializeToString()])})
         assert version == 2
+
+
+def test_loadtest_good_clients_fail_never_beside_a_malformed_one_and_a_new_version_every_second(deployment):
+    """`serving.loadtest --malformed_clients 1 --new_version_every 1`, against the hot-reloaded base path."""
+    from serving import loadtest
+
+    shutil.rmtree(os.path.join(deployment["base"], "3"))  # the broken version of the test above
+    summary = loadtest.run_load(
+        deployment["target"],
+        "featnet",
+        deployment["examples"],
+        clients=4,
+        seconds=6.0,
+        batch_size=1,
+        malformed_clients=1,
+        new_version_every=1.0,
+        model_base_path=deployment["base"],
+    )
+    assert summary["requests"] > 0 and summary["failed_good_requests"] == 0, summary
+    malformed = summary["malformed"]
+    assert malformed["requests"] > 0 and malformed["errors"] == {"INVALID_ARGUMENT": malformed["requests"]}
+    assert len(summary["versions_published"]) >= 4, summary

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 
 import numpy as np
 import pytest
 
-from serving.batching import BatchScheduler
+from serving.batching import BatchScheduler, CallerGone, QueueFull
 
 
 class RowServable:
@@ -90,3 +91,263 @@ def test_a_server_with_no_version_on_disk_waits_as_long_as_its_flag_says(tmp_pat
     waited = time.monotonic() - start
     assert code == 2 and 1.0 <= waited < 20, waited
     assert f"No version of m under {tmp_path} loaded within 1.0 s (--version_wait_seconds" in capsys.readouterr().err
+
+
+# === Backpressure: a bounded queue, work whose caller left is never computed ===
+
+
+class BlockingServable(RowServable):
+    """Like RowServable, but each call waits until `release` is set: a model busy with one batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.release.wait(30)
+        return super().run(signature, inputs)
+
+
+def test_a_full_queue_refuses_at_once_and_callers_that_left_are_never_computed():
+    scheduler = BatchScheduler(max_batch_size=2, batch_timeout_micros=0, num_batch_threads=1, max_enqueued_batches=2)
+    servable = BlockingServable()
+    gone = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        busy = pool.submit(scheduler.run, servable, "s", {"x": np.array([1])}, 1)
+        deadline = time.monotonic() + 10
+        while scheduler._queued_rows and time.monotonic() < deadline:  # the batch thread took it and blocks
+            time.sleep(0.01)
+        abandoned = pool.submit(scheduler.run, servable, "s", {"x": np.array([2, 2])}, 2, lambda: not gone.is_set())
+        waiting = pool.submit(scheduler.run, servable, "s", {"x": np.array([3, 3])}, 2)
+        while scheduler._queued_rows < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(QueueFull, match="the batch queue is full"):
+            scheduler.run(servable, "s", {"x": np.array([4])}, 1)  # 4 rows queued of at most 2 x 2
+        gone.set()  # the caller of [2, 2] gives up (its deadline passes)
+        servable.release.set()
+        assert int(busy.result(10)["y"][0]) == 2 and list(waiting.result(10)["y"]) == [6, 6]
+        with pytest.raises(CallerGone):
+            abandoned.result(10)
+    scheduler.stop()
+    assert servable.calls == [1, 2] and scheduler.dropped == 1, servable.calls
+
+
+def batch_of(dtype):
+    """The `TensorInfo` of a signature input: a batch of scalars of `dtype`."""
+    from tensorflow.core.framework import tensor_shape_pb2
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=-1)])
+    return meta_graph_pb2.TensorInfo(dtype=dtype, tensor_shape=shape)
+
+
+def test_sizes_are_checked_on_the_proto_before_anything_is_decoded():
+    """A 13.5 MB request of 4.5M strings used to be decoded (+300 MB) before its batch size was refused."""
+    import tracemalloc
+
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    from serving.server import RequestError, check_input
+
+    expected = batch_of(types_pb2.DT_STRING)
+    huge = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING)
+    huge.tensor_shape.dim.add(size=4_500_000)
+    huge.string_val.extend([b"abc"] * 4_500_000)
+    lying = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=tensor_shape_pb2.TensorShapeProto())
+    lying.tensor_shape.dim.add(size=1)
+    lying.string_val.extend([b"abc"] * 4_500_000)
+    tracemalloc.start()
+    for proto, message in ((huge, "holds a batch of 4500000 rows"), (lying, "holds 4500000 strings")):
+        with pytest.raises(RequestError, match=message) as error:
+            check_input("examples", proto, expected, max_rows=256)
+        assert error.value.code.name == "INVALID_ARGUMENT"
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 5_000_000, f"refusing the requests took {peak / 1e6:.0f} MB"
+
+
+def test_grpc_refuses_calls_past_its_limits_with_the_codes_clients_retry():
+    """A real gRPC server in front of a model that is busy: past --max_concurrent_rpcs calls get
+    RESOURCE_EXHAUSTED, past the queue UNAVAILABLE; a call whose deadline passed is never computed."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from serving.server import PredictionServicer
+
+    class OneModel:  # the ModelManager's face to the servicer: one servable
+        name = "m"
+
+        def __init__(self, servable) -> None:
+            self.current = servable
+
+        def servable(self, version=None):
+            return self.current
+
+    from tensorflow.core.framework import types_pb2
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    servable = BlockingServable()
+    servable.name, servable.version = "m", 1
+    signature = meta_graph_pb2.SignatureDef(
+        inputs={"x": batch_of(types_pb2.DT_INT64)}, method_name="tensorflow/serving/predict"
+    )
+    servable.signature_defs = {"serving_default": signature}
+    scheduler = BatchScheduler(max_batch_size=1, batch_timeout_micros=0, num_batch_threads=1, max_enqueued_batches=1)
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(8), maximum_concurrent_rpcs=3)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServicer(OneModel(servable), scheduler), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+
+    def request(value: int):
+        message = predict_pb2.PredictRequest()
+        message.model_spec.name = "m"
+        message.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([value], np.int64)))
+        return message
+
+    def code(call) -> str:
+        try:
+            call.result()
+            return "OK"
+        except grpc.RpcError as error:
+            return error.code().name
+
+    try:
+        running = stub.Predict.future(request(1), timeout=20)  # the model is busy with it
+        time.sleep(0.5)
+        expiring = stub.Predict.future(request(-5), timeout=0.5)  # queued; its deadline passes while it waits
+        time.sleep(0.2)
+        third = stub.Predict.future(request(3), timeout=20)  # the queue (1 row) is full
+        fourth = stub.Predict.future(request(4), timeout=20)  # the 4th concurrent call: over the limit of 3
+        assert code(third) == "UNAVAILABLE" and code(fourth) == "RESOURCE_EXHAUSTED"
+        assert code(expiring) == "DEADLINE_EXCEEDED"
+        time.sleep(0.5)
+        servable.release.set()
+        assert code(running) == "OK"
+    finally:
+        servable.release.set()
+        server.stop(0).wait()
+        scheduler.stop()
+    assert servable.calls == [1] and scheduler.dropped == 1, "the expired request was computed"
+
+
+# === Versions: serve what is on disk, retry what changed, never reuse a number ===
+
+
+def save_constant_model(path: str, value: float) -> None:
+    """A one-signature SavedModel answering `value` for every row."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.value = tf.Variable(value)
+    module.serve = tf.function(
+        lambda x: {"y": tf.fill(tf.shape(x), module.value)}, input_signature=[tf.TensorSpec([None], tf.float32)]
+    )
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+
+
+@pytest.fixture(scope="module")
+def constant_models(tmp_path_factory):
+    """Two SavedModels answering 1.0 and 2.0, to copy into base paths."""
+    root = tmp_path_factory.mktemp("constant_models")
+    for value in (1, 2):
+        save_constant_model(str(root / str(value)), float(value))
+    return root
+
+
+def answer(manager) -> tuple[int, float]:
+    servable = manager.servable()
+    return servable.version, float(servable.run("serving_default", {"x": np.zeros([1], np.float32)})["y"][0])
+
+
+def test_a_version_copied_non_atomically_is_retried_once_complete(constant_models, tmp_path):
+    import shutil
+
+    from serving.servable import ModelManager
+
+    base = tmp_path / "m"
+    shutil.copytree(constant_models / "1", base / "1")
+    manager = ModelManager("m", str(base))
+    manager.poll()
+    (base / "2").mkdir()  # `cp -r` caught half way: the graph is there, the variables are not yet
+    shutil.copy(constant_models / "2" / "saved_model.pb", base / "2")
+    manager.poll()
+    assert manager.statuses[2].state == "END" and manager.statuses[2].error
+    assert answer(manager) == (1, 1.0)
+    manager.poll()  # unchanged files: not tried again
+    assert manager.statuses[2].state == "END"
+    shutil.copytree(constant_models / "2" / "variables", base / "2" / "variables")  # the copy completes
+    manager.poll()
+    assert answer(manager) == (2, 2.0) and manager.statuses[2].state == "AVAILABLE"
+
+
+def test_deleting_the_served_version_falls_back_and_a_replaced_one_is_reloaded(constant_models, tmp_path):
+    import shutil
+
+    from serving.servable import ModelManager
+
+    base = tmp_path / "m"
+    shutil.copytree(constant_models / "1", base / "1")
+    shutil.copytree(constant_models / "2", base / "2")
+    manager = ModelManager("m", str(base))
+    manager.poll()
+    assert answer(manager) == (2, 2.0)
+    shutil.rmtree(base / "2")  # the newest version is deleted: serve the next one on disk
+    manager.poll()
+    assert answer(manager) == (1, 1.0) and manager.statuses[2].state == "END"
+    shutil.copytree(constant_models / "2", base / "3")
+    manager.poll()
+    assert answer(manager) == (3, 2.0)
+    shutil.rmtree(base / "3")  # deleted and exported again under the same number, other weights
+    time.sleep(0.01)  # a different mtime even on coarse clocks
+    shutil.copytree(constant_models / "1", base / "3")
+    manager.poll()
+    assert answer(manager) == (3, 1.0), "the server kept serving the deleted model"
+    shutil.rmtree(base / "1")
+    shutil.rmtree(base / "3")
+    manager.poll()
+    assert manager.servable() is None, "nothing on disk, nothing served"
+
+
+def test_an_export_never_reuses_the_number_of_a_deleted_version(constant_models, tmp_path):
+    import shutil
+
+    from featnet_tf import saved_model
+
+    base = tmp_path / "export"
+
+    def export() -> str:
+        staged = base / f".tmp-{len(list(base.iterdir())) if base.exists() else 0}"
+        shutil.copytree(constant_models / "1", staged)
+        return saved_model.publish(saved_model.StagedExport(str(base), str(staged)))
+
+    assert export().endswith("/1") and export().endswith("/2")
+    shutil.rmtree(base / "2")
+    assert export().endswith("/3"), "version 2 was deleted; a server may still hold it"
+    assert saved_model.versions(str(base)) == [1, 3]
+
+
+# === The client: one deadline, jittered retries, long lists in chunks ===
+
+
+def test_the_client_keeps_to_one_deadline_over_all_its_retries():
+    import socket
+
+    import grpc
+    import tensorflow as tf
+
+    from serving.client import PredictionClient
+
+    with socket.socket() as probe:  # a port nothing listens on: every attempt is UNAVAILABLE
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with PredictionClient(f"127.0.0.1:{port}", "m", timeout=1.5, retries=1000) as client:
+        start = time.monotonic()
+        with pytest.raises(grpc.RpcError) as error:
+            client.predict([tf.train.Example()])
+        elapsed = time.monotonic() - start
+    assert error.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert elapsed < 3.0, f"1000 retries must still end at the 1.5 s deadline, took {elapsed:.1f} s"

@@ -104,7 +104,8 @@ def test_train_evaluate_export_check_end_to_end(trained_run, data_dir, capsys):
 
     # export again: the next version, checked by the servability check
     assert export.main(["--run_dir", trained_run]) == 0
-    assert sorted(os.listdir(os.path.join(trained_run, "export"))) == ["1", "2"]
+    assert saved_model.versions(os.path.join(trained_run, "export")) == [1, 2]
+    assert not [name for name in os.listdir(os.path.join(trained_run, "export")) if name.startswith(".tmp")]
 
 
 def test_no_training_serving_skew(trained_run, data_dir):
@@ -177,10 +178,24 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(data_dir, tmp_
     np.testing.assert_allclose(histories[0]["val_auc"], histories[1]["val_auc"], rtol=1e-3)
 
 
+def kill_when(process: subprocess.Popen, ready, what: str, after: float = 0.0, timeout: float = 240) -> None:
+    """SIGKILLs `process` `after` seconds once `ready()` holds (a real `kill -9`, mid-stage)."""
+    deadline = time.time() + timeout
+    while not ready() and time.time() < deadline:
+        assert process.poll() is None, f"the run ended before {what}: " + process.stderr.read().decode()[-3000:]
+        time.sleep(0.1)
+    time.sleep(after)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
 @pytest.mark.large
-def test_a_killed_run_resumes_from_its_backup(data_dir, tmp_path):
+def test_a_killed_run_resumes_where_it_was_killed(data_dir, tmp_path):
+    """Killed mid-training: resumes from its backup. Killed after training (evaluating or exporting):
+    resumes at that stage without training again, and publishes one version."""
     run_dir = tmp_path / "resumable"
-    args = ["--data_dir", data_dir, "--run_dir", str(run_dir), "--no_export"] + TINY
+    args = ["--data_dir", data_dir, "--run_dir", str(run_dir)] + TINY
     args += [
         "--set",
         "training.epochs=2",
@@ -189,26 +204,58 @@ def test_a_killed_run_resumes_from_its_backup(data_dir, tmp_path):
         "--set",
         "training.backup_every_steps=10",
     ]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "featnet_tf.train"] + args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    deadline = time.time() + 240
-    while not tf.io.gfile.glob(str(run_dir / "backup" / "**" / "*.index")) and time.time() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()[-3000:]
-        time.sleep(0.2)
-    time.sleep(0.3)  # let it run on past the backup, mid-epoch
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
+    command = [sys.executable, "-m", "featnet_tf.train"] + args
+    first = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    backup = str(run_dir / "backup" / "**" / "*.index")
+    kill_when(first, lambda: bool(tf.io.gfile.glob(backup)), "a backup", after=0.3)  # mid-epoch, past a backup
     assert not (run_dir / "history.json").exists(), "the first run was killed before it finished"
 
-    resumed = run_train_subprocess(args)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    step = int(resumed.stdout.split("resuming from the backup at step ")[1].split()[0])
+    second = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    kill_when(second, (run_dir / "history.json").exists, "training finished")  # killed evaluating
+    output = second.stdout.read().decode()
+    step = int(output.split("resuming from the backup at step ")[1].split()[0])
     assert step >= 10 and step % 10 == 0
+    assert not (run_dir / "export").exists() or saved_model.versions(str(run_dir / "export")) == []
+
+    third = run_train_subprocess(args)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "training finished earlier (history.json); resuming at evaluation" in third.stdout
+    assert "starting at step 0" not in third.stdout and "resuming from the backup" not in third.stdout
     with open(run_dir / "history.json") as stream:
         history = json.load(stream)
     assert history["steps"] == 300, "the resumed run finished the same 2 × 150 steps, not 300 more"
+    assert saved_model.versions(str(run_dir / "export")) == [1]
+    assert not (run_dir / "backup").exists(), "the backup is dropped once training is done"
+
+
+def test_a_diverging_run_stops_and_nothing_is_evaluated_or_exported(data_dir, tmp_path, capsys):
+    run_dir = tmp_path / "diverged"
+    overrides = ["--set", "training.learning_rate=1e38", "--set", "training.steps_per_epoch=5"]
+    code = train.main(["--data_dir", data_dir, "--run_dir", str(run_dir)] + TINY + overrides)
+    assert code == 3
+    assert "the loss became" in capsys.readouterr().err
+    assert sorted(os.listdir(run_dir)) == ["checkpoints", "config.yaml", "logs"]
+
+
+def test_a_diverged_model_fails_its_check_and_is_never_published(trained_run, tmp_path):
+    run = training.load_run(trained_run)
+    weights = run.ranker.trainable_weights[0]
+    weights.assign(tf.fill(tf.shape(weights), float("nan")))
+    base = tmp_path / "export"
+    with pytest.raises(saved_model.ServabilityError, match="not finite"):
+        export.export_run(run, str(base))
+    assert os.listdir(base) == [], "a version that failed its check was visible to servers"
+
+
+def test_run_files_are_written_whole_or_not_at_all(tmp_path):
+    from featnet_tf.files import write_atomically, write_json
+
+    path = tmp_path / "best.json"
+    write_json(str(path), {"epoch": 3, "val_auc": 0.75})
+    with pytest.raises(UnicodeEncodeError):
+        write_atomically(str(path), '{"epoch": 4, "val_auc": "\ud800"}')  # fails half way through writing
+    assert json.loads(path.read_text()) == {"epoch": 3, "val_auc": 0.75}
+    assert os.listdir(tmp_path) == ["best.json"], "a temporary file was left behind"
 
 
 def test_bad_inputs_fail_clearly_and_leave_nothing_behind(data_dir, trained_run, tmp_path, capsys):
