@@ -51,22 +51,29 @@ def graph_ops(export_dir: str) -> tuple[set[str], dict[str, str]]:
 
 
 def signature_probabilities(export_dir: str, inputs_dir: str) -> dict[str, np.ndarray]:
-    """Each of the four signatures' probability of the positive class for the rows of `inputs_dir`."""
-    loaded = tf.saved_model.load(export_dir)
-    examples = tf.constant(
-        [record.numpy() for record in tf.data.TFRecordDataset(os.path.join(inputs_dir, "examples.tfrecord"))]
-    )
-    raw = {
-        key: tf.constant(value)
-        for key, value in np.load(os.path.join(inputs_dir, "raw.npz"), allow_pickle=False).items()
-    }
-    signatures = loaded.signatures
-    return {
-        "serving_default": signatures["serving_default"](examples=examples)["probability"].numpy(),
-        "predict_raw": signatures["predict_raw"](**raw)["probability"].numpy(),
-        "classification": signatures["classification"](inputs=examples)["scores"].numpy()[:, 1],
-        "regression": signatures["regression"](inputs=examples)["outputs"].numpy(),
-    }
+    """Each of the four signatures' probability of the positive class for the
+    rows of `inputs_dir`, loaded and run as TF Serving's C++ server does: the
+    MetaGraph tagged ``serve`` into a session (`SavedModelBundle`), its
+    variables restored and its asset tables initialised by the graph's own
+    ops, each signature run by its tensor names. No Python object of the
+    export is rebuilt, so nothing but the graph can make it work."""
+    examples = [record.numpy() for record in tf.data.TFRecordDataset(os.path.join(inputs_dir, "examples.tfrecord"))]
+    raw = dict(np.load(os.path.join(inputs_dir, "raw.npz"), allow_pickle=False).items())
+    with tf.compat.v1.Session(graph=tf.Graph()) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, [tf.saved_model.SERVING], export_dir)
+        signatures = meta_graph.signature_def
+
+        def run(key: str, output: str, feeds: dict[str, Any]) -> np.ndarray:
+            signature = signatures[key]
+            feed_dict = {signature.inputs[name].name: value for name, value in feeds.items()}
+            return session.run(signature.outputs[output].name, feed_dict)
+
+        return {
+            "serving_default": run("serving_default", "probability", {"examples": examples}),
+            "predict_raw": run("predict_raw", "probability", raw),
+            "classification": run("classification", "scores", {"inputs": examples})[:, 1],
+            "regression": run("regression", "outputs", {"inputs": examples}),
+        }
 
 
 def probe(export_dir: str, inputs_dir: str) -> dict[str, Any]:

@@ -112,6 +112,11 @@ class PredictionClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def backoff_seconds(self, attempt: int) -> float:
+        """The pause before retry `attempt` + 1: "full jitter", uniform in
+        [0, 0.1 s · 2^attempt], so clients turned away together spread out."""
+        return self._random.uniform(0.0, 0.1 * 2**attempt)
+
     def _call(self, method, request, deadline: float | None = None):
         """One RPC, retried on RETRYABLE answers while time is left before
         `deadline` (`time.monotonic()` seconds; default: `timeout` from now)."""
@@ -123,7 +128,7 @@ class PredictionClient:
             except grpc.RpcError as error:
                 if error.code() not in RETRYABLE or attempt == self.retries:
                     raise
-                pause = self._random.uniform(0.0, 0.1 * 2**attempt)
+                pause = self.backoff_seconds(attempt)
                 if time.monotonic() + pause >= deadline:
                     raise
                 time.sleep(pause)

@@ -68,13 +68,22 @@ def load_servable(name: str, version: int, path: str) -> Servable:
 
 
 def fingerprint(path: str) -> tuple:
-    """What a version directory holds: every file's path, size and mtime.
-    A version is reloaded, or a failed one retried, when it changes."""
+    """What a version directory holds: every file's path, size and times.
+    A version is reloaded, or a failed one retried, when it changes. Local
+    files add their inode and change time, which no copy preserves (`cp -a`
+    and `shutil.copytree` keep the modification time)."""
     entries = []
     for directory, _, files in tf.io.gfile.walk(path):
         for name in files:
-            stat = tf.io.gfile.stat(os.path.join(directory, name))
-            entries.append((os.path.relpath(os.path.join(directory, name), path), stat.length, stat.mtime_nsec))
+            full = os.path.join(directory, name)
+            if "://" in full:
+                stat = tf.io.gfile.stat(full)
+                entries.append((os.path.relpath(full, path), stat.length, stat.mtime_nsec))
+            else:
+                stat = os.stat(full)
+                entries.append(
+                    (os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+                )
     return tuple(sorted(entries))
 
 
@@ -137,7 +146,7 @@ class ModelManager:
             path = os.path.join(self.base_path, str(version))
             try:
                 files = fingerprint(path)
-            except tf.errors.NotFoundError:  # deleted while we looked
+            except (tf.errors.NotFoundError, FileNotFoundError):  # deleted while we looked
                 continue
             if current is not None and version == current.version and files == self._fingerprints.get(version):
                 return  # the newest loadable version is the one served

@@ -351,3 +351,15 @@ def test_the_client_keeps_to_one_deadline_over_all_its_retries():
         elapsed = time.monotonic() - start
     assert error.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     assert elapsed < 3.0, f"1000 retries must still end at the 1.5 s deadline, took {elapsed:.1f} s"
+
+
+def test_clients_turned_away_together_do_not_come_back_together():
+    from serving.client import PredictionClient
+
+    clients = [PredictionClient("127.0.0.1:1", "m") for _ in range(8)]
+    for attempt in range(4):
+        pauses = [client.backoff_seconds(attempt) for client in clients]
+        assert all(0.0 <= pause <= 0.1 * 2**attempt for pause in pauses)
+        assert max(pauses) - min(pauses) > 0.01 * 2**attempt, f"attempt {attempt}: {pauses}"
+    for client in clients:
+        client.close()

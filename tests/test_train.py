@@ -200,7 +200,7 @@ def test_a_killed_run_resumes_where_it_was_killed(data_dir, tmp_path):
         "--set",
         "training.epochs=2",
         "--set",
-        "training.steps_per_epoch=150",
+        "training.steps_per_epoch=60",
         "--set",
         "training.backup_every_steps=10",
     ]
@@ -223,7 +223,7 @@ def test_a_killed_run_resumes_where_it_was_killed(data_dir, tmp_path):
     assert "starting at step 0" not in third.stdout and "resuming from the backup" not in third.stdout
     with open(run_dir / "history.json") as stream:
         history = json.load(stream)
-    assert history["steps"] == 300, "the resumed run finished the same 2 × 150 steps, not 300 more"
+    assert history["steps"] == 120, "the resumed run finished the same 2 × 60 steps, not 120 more"
     assert saved_model.versions(str(run_dir / "export")) == [1]
     assert not (run_dir / "backup").exists(), "the backup is dropped once training is done"
 
