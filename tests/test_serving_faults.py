@@ -102,8 +102,10 @@ class BlockingServable(RowServable):
     def __init__(self) -> None:
         super().__init__()
         self.release = threading.Event()
+        self.entered = threading.Event()
 
     def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.entered.set()
         self.release.wait(30)
         return super().run(signature, inputs)
 
@@ -166,72 +168,100 @@ def test_sizes_are_checked_on_the_proto_before_anything_is_decoded():
     assert peak < 5_000_000, f"refusing the requests took {peak / 1e6:.0f} MB"
 
 
-def test_grpc_refuses_calls_past_its_limits_with_the_codes_clients_retry():
-    """A real gRPC server in front of a model that is busy: past --max_concurrent_rpcs calls get
-    RESOURCE_EXHAUSTED, past the queue UNAVAILABLE; a call whose deadline passed is never computed."""
+class BusyServer:
+    """A real gRPC PredictionService (`serving.server`'s servicer and scheduler) in front of a
+    `BlockingServable`: the model is busy until the test releases it."""
+
+    def __init__(self, max_concurrent_rpcs: int, max_enqueued_batches: int) -> None:
+        import grpc
+        from tensorflow.core.framework import types_pb2
+        from tensorflow.core.protobuf import meta_graph_pb2
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        from serving.server import PredictionServicer
+
+        self.model = BlockingServable()
+        self.model.name, self.model.version = "m", 1
+        signature = meta_graph_pb2.SignatureDef(
+            inputs={"x": batch_of(types_pb2.DT_INT64)}, method_name="tensorflow/serving/predict"
+        )
+        self.model.signature_defs = {"serving_default": signature}
+        self.scheduler = BatchScheduler(
+            max_batch_size=1, batch_timeout_micros=0, num_batch_threads=1, max_enqueued_batches=max_enqueued_batches
+        )
+        self.server = grpc.server(concurrent.futures.ThreadPoolExecutor(8), maximum_concurrent_rpcs=max_concurrent_rpcs)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(self, self.scheduler), self.server
+        )
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+
+    name = "m"  # what the servicer asks of a ModelManager: the name and the servable
+
+    def servable(self, version=None):
+        return self.model
+
+    def send(self, value: int, timeout: float = 20.0):
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "m"
+        request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([value], np.int64)))
+        return self.stub.Predict.future(request, timeout=timeout)
+
+    def wait_until(self, condition) -> None:
+        deadline = time.monotonic() + 20
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert condition()
+
+    def close(self) -> None:
+        self.model.release.set()
+        self.server.stop(0).wait()
+        self.scheduler.stop()
+
+
+def status(call) -> str:
     import grpc
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    from serving.server import PredictionServicer
-
-    class OneModel:  # the ModelManager's face to the servicer: one servable
-        name = "m"
-
-        def __init__(self, servable) -> None:
-            self.current = servable
-
-        def servable(self, version=None):
-            return self.current
-
-    from tensorflow.core.framework import types_pb2
-    from tensorflow.core.protobuf import meta_graph_pb2
-
-    servable = BlockingServable()
-    servable.name, servable.version = "m", 1
-    signature = meta_graph_pb2.SignatureDef(
-        inputs={"x": batch_of(types_pb2.DT_INT64)}, method_name="tensorflow/serving/predict"
-    )
-    servable.signature_defs = {"serving_default": signature}
-    scheduler = BatchScheduler(max_batch_size=1, batch_timeout_micros=0, num_batch_threads=1, max_enqueued_batches=1)
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(8), maximum_concurrent_rpcs=3)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(OneModel(servable), scheduler), server
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
-
-    def request(value: int):
-        message = predict_pb2.PredictRequest()
-        message.model_spec.name = "m"
-        message.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([value], np.int64)))
-        return message
-
-    def code(call) -> str:
-        try:
-            call.result()
-            return "OK"
-        except grpc.RpcError as error:
-            return error.code().name
 
     try:
-        running = stub.Predict.future(request(1), timeout=20)  # the model is busy with it
-        time.sleep(0.5)
-        expiring = stub.Predict.future(request(-5), timeout=0.5)  # queued; its deadline passes while it waits
-        time.sleep(0.2)
-        third = stub.Predict.future(request(3), timeout=20)  # the queue (1 row) is full
-        fourth = stub.Predict.future(request(4), timeout=20)  # the 4th concurrent call: over the limit of 3
-        assert code(third) == "UNAVAILABLE" and code(fourth) == "RESOURCE_EXHAUSTED"
-        assert code(expiring) == "DEADLINE_EXCEEDED"
-        time.sleep(0.5)
-        servable.release.set()
-        assert code(running) == "OK"
+        call.result()
+        return "OK"
+    except grpc.RpcError as error:
+        return error.code().name
+
+
+def test_grpc_answers_a_full_queue_unavailable_and_never_computes_an_expired_request():
+    server = BusyServer(max_concurrent_rpcs=16, max_enqueued_batches=1)
+    try:
+        running = server.send(1)
+        server.wait_until(server.model.entered.is_set)  # the model is busy with it
+        expiring = server.send(5, timeout=0.5)  # queued; its deadline passes while it waits
+        server.wait_until(lambda: server.scheduler._queued_rows == 1)
+        assert status(server.send(3)) == "UNAVAILABLE", "the queue (1 row) is full"
+        assert status(expiring) == "DEADLINE_EXCEEDED"
+        server.model.release.set()
+        assert status(running) == "OK"
+        server.wait_until(lambda: server.scheduler._queued_rows == 0)
     finally:
-        servable.release.set()
-        server.stop(0).wait()
-        scheduler.stop()
-    assert servable.calls == [1] and scheduler.dropped == 1, "the expired request was computed"
+        server.close()
+    assert server.model.calls == [1] and server.scheduler.dropped == 1, "the expired request was computed"
+
+
+def test_grpc_answers_calls_past_max_concurrent_rpcs_resource_exhausted():
+    server = BusyServer(max_concurrent_rpcs=2, max_enqueued_batches=8)
+    try:
+        running = server.send(1)
+        server.wait_until(server.model.entered.is_set)
+        waiting = server.send(2)
+        server.wait_until(lambda: server.scheduler._queued_rows == 1)  # two calls in progress
+        assert status(server.send(3)) == "RESOURCE_EXHAUSTED"
+        server.model.release.set()
+        assert status(running) == status(waiting) == "OK"
+    finally:
+        server.close()
 
 
 # === Versions: serve what is on disk, retry what changed, never reuse a number ===
