@@ -12,6 +12,10 @@ speed varies from day to day.
     python benchmarks/train_throughput.py --data_dir demo_output/data --steps 60
     python benchmarks/train_throughput.py --data_dir /tmp/frappe_prep --steps 60 \
         --experiments featnet_frappe,featnet_eq13_frappe,dcnv2_frappe,deepfm_frappe --settings 1
+
+``--caches none,memory`` measures each cell with the TFRecords streamed every
+epoch and with the ids held in memory (`data.cache`), one after the other, and
+prints the medians' ratio (``none,memory,none,memory`` alternates twice).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,10 +47,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--experiments", default="featnet", help="comma-separated named experiments")
     parser.add_argument("--settings", default="1,2", help="which settings: 1 (one replica), 2 (two), or both")
+    parser.add_argument("--caches", default="auto", help="data.cache values to measure, e.g. none,memory")
     args = parser.parse_args(argv)
     chosen = [list(SETTINGS)[int(index) - 1] for index in args.settings.split(",")]
-    for experiment, label in ((e, label) for e in args.experiments.split(",") for label in chosen):
-        flags = SETTINGS[label]
+    caches = args.caches.split(",")
+    cells = [(e, label, cache) for e in args.experiments.split(",") for label in chosen for cache in caches]
+    rates: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    for experiment, label, cache in cells:
+        flags = SETTINGS[label] + ["--set", f"data.cache={cache}"]
         with tempfile.TemporaryDirectory() as run_dir:
             command = [
                 sys.executable,
@@ -74,10 +83,19 @@ def main(argv: list[str] | None = None) -> None:
         seconds = history["epoch_seconds"][1]
         examples = args.steps * history["global_batch_size"]
         print(
-            f"{experiment}, {label}: global batch {history['global_batch_size']}, {examples / seconds:,.0f} "
-            f"examples/s ({1000 * seconds / args.steps:.0f} ms/step)",
+            f"{experiment}, {label}, data.cache={cache}: global batch {history['global_batch_size']}, "
+            f"{examples / seconds:,.0f} examples/s ({1000 * seconds / args.steps:.0f} ms/step)",
             flush=True,
         )
+        measured = rates.setdefault((experiment, label), [])
+        measured.append((cache, examples / seconds))
+        if len(set(caches)) > 1 and len(measured) == len(caches):  # a cache listed twice is measured twice
+            medians = {
+                c: statistics.median(rate for name, rate in measured if name == c) for c in dict.fromkeys(caches)
+            }
+            first = medians[caches[0]]
+            ratios = ", ".join(f"{c} {rate:,.0f} ex/s ({rate / first:.2f}×)" for c, rate in medians.items())
+            print(f"{experiment}, {label}, medians: {ratios}", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import yaml
 
 SCHEDULES = ("constant", "exponential", "cosine", "plateau")
 STRATEGIES = ("mirrored", "one_device", "multi_worker")
+CACHES = ("auto", "memory", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +71,22 @@ class DataConfig:
         batch_size: rows per replica per step; the global batch is
             ``batch_size × replicas``.
         eval_batch_size: rows per evaluation batch.
-        shuffle_buffer: rows in the training shuffle buffer.
+        shuffle_buffer: rows in the training shuffle buffer (of the streamed
+            path; the in-memory path shuffles the whole split every epoch).
+        cache: `auto`, `memory` or `none`. With `memory` the train and valid
+            splits are read, parsed and transformed to ids once, kept in memory
+            and served by index each epoch (a fresh permutation of all rows for
+            training); `auto` does so when the ids of a split take at most
+            `cache_max_megabytes`; `none` streams the TFRecords every epoch.
+        cache_max_megabytes: the largest split `auto` keeps in memory.
     """
 
     data_dir: str = ""
     batch_size: int = 1024
     eval_batch_size: int = 8192
     shuffle_buffer: int = 100_000
+    cache: str = "auto"
+    cache_max_megabytes: int = 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,6 +280,7 @@ def validate(config: ExperimentConfig) -> None:
         "data.batch_size": config.data.batch_size,
         "data.eval_batch_size": config.data.eval_batch_size,
         "data.shuffle_buffer": config.data.shuffle_buffer,
+        "data.cache_max_megabytes": config.data.cache_max_megabytes,
         "training.epochs": config.training.epochs,
         "training.learning_rate": config.training.learning_rate,
         "training.decay_steps": config.training.decay_steps,
@@ -301,6 +312,8 @@ def validate(config: ExperimentConfig) -> None:
         raise ValueError(
             f"`training.schedule` must be one of {SCHEDULES}. Received: training.schedule={config.training.schedule!r}"
         )
+    if config.data.cache not in CACHES:
+        raise ValueError(f"`data.cache` must be one of {CACHES}. Received: data.cache={config.data.cache!r}")
     if config.training.strategy not in STRATEGIES:
         raise ValueError(
             f"`training.strategy` must be one of {STRATEGIES}. Received: training.strategy={config.training.strategy!r}"

@@ -191,10 +191,23 @@ def fit(
     config = run.config
     global_batch = config.data.batch_size * strategy.num_replicas_in_sync
     repeat = config.training.steps_per_epoch is not None
+    cache = {split: training.should_cache(run, split) for split in ("train", "valid")}
     train = run.dataset(
-        "train", global_batch, repeat=repeat, shuffle_buffer=config.data.shuffle_buffer, seed=config.training.seed
+        "train",
+        global_batch,
+        cache=cache["train"],
+        repeat=repeat,
+        shuffle_buffer=config.data.shuffle_buffer,
+        seed=config.training.seed,
     )
-    valid = run.dataset("valid", config.data.eval_batch_size, shuffle=False)
+    valid = run.dataset("valid", config.data.eval_batch_size, cache=cache["valid"], shuffle=False)
+    held = [split for split, cached in cache.items() if cached]
+    print(
+        f"[train] ids of {' and '.join(held)} held in memory (data.cache={config.data.cache})"
+        if held
+        else f"[train] streaming TFRecords every epoch (data.cache={config.data.cache})",
+        flush=True,
+    )
     timer.validation = ExactValidation(run, valid, config.training.validation_steps)
     plateau = []
     if config.training.schedule == "plateau":

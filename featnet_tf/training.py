@@ -41,7 +41,7 @@ from featnet_tf.files import write_json
 from featnet_tf.layers.feature_transform import FeatureTransform
 from featnet_tf.metrics import binary_auc, log_loss
 from featnet_tf.models import RawFeatureModel, build_model
-from featnet_tf.prepared_data import load_feature_spec
+from featnet_tf.prepared_data import load_feature_spec, load_statistics
 
 CONFIG_FILE = "config.yaml"
 BEST_WEIGHTS = os.path.join("checkpoints", "best")
@@ -58,6 +58,7 @@ class Run:
     spec: FeatureSpec
     transform: FeatureTransform
     ranker: keras.Model
+    in_memory: dict[str, "InMemoryIds"] = dataclasses.field(default_factory=dict)
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.run_dir, *parts)
@@ -67,13 +68,99 @@ class Run:
         its ranker, the one model `featnet_tf.saved_model` exports."""
         return RawFeatureModel(self.transform, self.ranker, name=f"{self.config.model.name}_raw")
 
-    def dataset(self, split: str, batch_size: int, **kwargs: Any) -> tf.data.Dataset:
-        """Batches of ``(ids for the ranker, label)``."""
+    def dataset(self, split: str, batch_size: int, cache: bool = False, **kwargs: Any) -> tf.data.Dataset:
+        """Batches of ``(ids for the ranker, label)``.
+
+        With `cache`, the split's ids come from `InMemoryIds` (read, parsed
+        and transformed once per run; each iteration is a fresh permutation
+        when `shuffle`): what training does for the splits it reads every
+        epoch (`should_cache`). Otherwise the TFRecords are streamed, parsed
+        and transformed on every iteration."""
+        if cache:
+            if split not in self.in_memory:
+                self.in_memory[split] = InMemoryIds.build(self, split)
+            return self.in_memory[split].dataset(
+                batch_size,
+                shuffle=kwargs.get("shuffle", split == "train"),
+                repeat=kwargs.get("repeat", False),
+                seed=kwargs.get("seed", 0),
+                drop_remainder=kwargs.get("drop_remainder", False),
+            )
         transform = self.transform
         dataset = make_dataset(self.config.data.data_dir, split, batch_size, spec=self.spec, **kwargs)
         return dataset.map(
             lambda features, labels: (transform(features), labels), num_parallel_calls=tf.data.AUTOTUNE
         ).prefetch(tf.data.AUTOTUNE)
+
+
+def should_cache(run: Run, split: str) -> bool:
+    """Whether training keeps `split`'s ids in memory (`data.cache`; `auto`:
+    when they take at most `data.cache_max_megabytes`, estimated from the
+    split's row count in ``statistics.json`` and the transform's output)."""
+    data = run.config.data
+    if data.cache != "auto":
+        return data.cache == "memory"
+    try:
+        rows = load_statistics(data.data_dir)["splits"][split]["rows"]
+    except (ValueError, KeyError):
+        return False
+    return rows * InMemoryIds.bytes_per_row(run) <= data.cache_max_megabytes * 2**20
+
+
+class InMemoryIds:
+    """A split's transformed ids and labels, kept in memory and served by index.
+
+    Streaming re-reads the gzip TFRecords, re-parses every `tf.train.Example`
+    and re-does every lookup, hash and bucketization each epoch; the ids do not
+    change. Built once by running the run's own `FeatureTransform` over the
+    split (the layer the SavedModel contains, so training and serving still
+    share one preprocessing), they are held in non-trainable variables (no
+    2 GB graph-constant limit) and each batch is one `tf.gather` of a slice of
+    a permutation: no per-row work in `tf.data`.
+    """
+
+    def __init__(self, ids: dict[str, tf.Tensor], labels: tf.Tensor) -> None:
+        with tf.init_scope():  # plain variables, even when built under a strategy's scope
+            self.ids = {name: tf.Variable(value, trainable=False, name=f"ids_{name}") for name, value in ids.items()}
+            self.labels = tf.Variable(labels, trainable=False, name="labels")
+        self.rows = int(labels.shape[0])
+
+    @classmethod
+    def build(cls, run: Run, split: str, read_batch: int = 8192) -> "InMemoryIds":
+        transform = run.transform
+        batches = make_dataset(run.config.data.data_dir, split, read_batch, spec=run.spec, shuffle=False)
+        batches = batches.map(
+            lambda features, labels: (transform(features), labels), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        parts = list(batches)
+        if not parts:
+            raise ValueError(f"The {split} split of {run.config.data.data_dir} holds no rows.")
+        ids = {name: tf.concat([part[0][name] for part in parts], axis=0) for name in parts[0][0]}
+        return cls(ids, tf.concat([part[1] for part in parts], axis=0))
+
+    @staticmethod
+    def bytes_per_row(run: Run) -> int:
+        """The bytes of one row's ids and label (from the transform's output on one row)."""
+        sample, _ = next(iter(make_dataset(run.config.data.data_dir, "valid", 1, spec=run.spec, shuffle=False)))
+        return 4 + sum(
+            int(value.dtype.size) * int(np.prod(value.shape[1:])) for value in run.transform(sample).values()
+        )
+
+    def dataset(
+        self, batch_size: int, shuffle: bool, repeat: bool = False, seed: int | None = 0, drop_remainder: bool = False
+    ) -> tf.data.Dataset:
+        indices = tf.data.Dataset.range(self.rows)
+        if shuffle:
+            indices = indices.shuffle(self.rows, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            indices = indices.repeat()
+        ids, labels = self.ids, self.labels
+
+        def gather(index):
+            return {name: tf.gather(value, index) for name, value in ids.items()}, tf.gather(labels, index)
+
+        batches = indices.batch(batch_size, drop_remainder=drop_remainder)
+        return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def make_strategy(name: str, logical_cpus: int = 0) -> tf.distribute.Strategy:

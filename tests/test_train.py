@@ -127,6 +127,50 @@ def test_no_training_serving_skew(trained_run, data_dir):
     np.testing.assert_allclose(classify["scores"].numpy()[:, 1], training_path[:5], atol=1e-6)
 
 
+def test_ids_held_in_memory_are_the_streamed_ids_and_serve_the_same_predictions(trained_run, data_dir):
+    """`data.cache=memory` computes the ids once with the same transform: the same rows, labels and
+    predictions as the streamed path and the SavedModel; training batches are a new permutation each epoch."""
+    import dataclasses
+
+    run = training.load_run(trained_run)
+    streamed = list(run.dataset("test", 256, shuffle=False))
+    held = list(run.dataset("test", 256, cache=True, shuffle=False))
+    assert len(streamed) == len(held)
+    for (ids_a, labels_a), (ids_b, labels_b) in zip(streamed, held):
+        np.testing.assert_array_equal(labels_a.numpy(), labels_b.numpy())
+        for name in ids_a:
+            np.testing.assert_array_equal(ids_a[name].numpy(), ids_b[name].numpy(), err_msg=name)
+
+    _, from_memory = training.predict(run, "test", run.dataset("test", 512, cache=True, shuffle=False))
+    files = sorted(tf.io.gfile.glob(os.path.join(data_dir, "test", "*.tfrecord.gz")))
+    examples = [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    loaded = tf.saved_model.load(os.path.join(trained_run, "export", "1"))
+    served = loaded.signatures["serving_default"](examples=tf.constant(examples))["probability"].numpy()
+    np.testing.assert_allclose(from_memory, served, atol=1e-6)
+
+    def rows(dataset) -> list[tuple]:
+        out = []
+        for ids, labels in dataset:
+            columns = [ids[name].numpy().reshape(len(labels), -1) for name in sorted(ids)]
+            out += [tuple(row) for row in np.concatenate(columns + [labels.numpy()], axis=1).tolist()]
+        return out
+
+    shuffled = run.dataset("test", 256, cache=True, shuffle=True, seed=7)
+    first, second = rows(shuffled), rows(shuffled)
+    assert sorted(first) == sorted(second) == sorted(rows(streamed)) and first != second
+
+    def config_with(**data) -> training.Run:
+        config = dataclasses.replace(run.config, data=dataclasses.replace(run.config.data, **data))
+        return dataclasses.replace(run, config=config)
+
+    assert training.should_cache(config_with(cache="memory"), "train")
+    assert not training.should_cache(config_with(cache="none"), "train")
+    assert training.should_cache(config_with(cache="auto", cache_max_megabytes=1024), "train")
+    assert not training.should_cache(config_with(cache="auto", cache_max_megabytes=1), "train"), (
+        "16,000 rows of 39 ids take more than 1 MB"
+    )
+
+
 def test_unknown_categories_and_missing_fields_are_served(trained_run):
     """A client may send unseen categories and omit fields: OOV and defaults."""
     loaded = tf.saved_model.load(os.path.join(trained_run, "export", "1"))
