@@ -1,4 +1,5 @@
-"""serving under faults: a malformed request fails alone, a server with no version waits as told."""
+"""serving under faults: a malformed request fails alone; a full queue, too many calls and callers that
+left are answered at once, never computed; versions served as they are on disk; a client's one deadline."""
 
 from __future__ import annotations
 
