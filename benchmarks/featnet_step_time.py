@@ -12,7 +12,11 @@ the same run.
         --variant "featnet {tower_units: [64, 64]}" --variant "featnet {num_queries: 8}"
 
 A `--variant` is a registered model and a YAML mapping of its arguments,
-timed after `--models` in the same process. `--components` also times the
+timed after `--models` in the same process. `--optimizers adam,sgd,none`
+times each model's step with Adam, with plain SGD (whose update of an
+embedding's sparse gradient touches only the rows of the batch, where
+tf_keras' Adam decays both moments of every row of every table each step)
+and without any update (forward and backward only): where a step goes. `--components` also times the
 forward and backward pass of each of FeatNet's default stages alone (FSGN,
 SAPN, the towers with and without their normalisation and dropout, the DNN)
 on inputs of the shapes they see in the model.
@@ -101,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         "--variant", action="append", default=[], metavar="'MODEL {KEY: VALUE}'", help="a model with arguments"
     )
     parser.add_argument("--components", action="store_true", help="also time each FeatNet stage alone")
+    parser.add_argument("--optimizers", default="adam", help="adam, sgd and/or none (forward+backward only)")
     args = parser.parse_args(argv)
     runs = [(name, {}) for name in args.models.split(",") if name]
     for variant in args.variant:
@@ -109,30 +114,47 @@ def main(argv: list[str] | None = None) -> None:
 
     spec = categorical_spec(args.num_fields, args.ids_per_field)
     rng = np.random.default_rng(0)
+    optimizers = {"adam": lambda: keras.optimizers.Adam(1e-4), "sgd": lambda: keras.optimizers.SGD(1e-2), "none": None}
     for name, arguments in runs:
-        model = build_model(name, spec, **arguments)
-        model.compile(keras.optimizers.Adam(1e-4), keras.losses.BinaryCrossentropy(from_logits=True))
-        for batch_size in args.batch_sizes:
-            features = {f.name: tf.constant(rng.integers(0, f.num_ids, batch_size)) for f in spec.fields}
-            labels = tf.constant(rng.integers(0, 2, (batch_size, 1)).astype(np.float32))
-            step = tf.function(lambda x, y, model=model: model.train_step((x, y)))
-            for _ in range(args.warmup):
-                step(features, labels)
-            times = []
-            for _ in range(args.steps):
-                start = time.perf_counter()
-                float(step(features, labels)["loss"])
-                times.append(time.perf_counter() - start)
-            embedding = model.field_embedding.count_params()
-            print(
-                f"{name}{' ' + json.dumps(arguments) if arguments else ''} M={args.num_fields} batch={batch_size}: "
-                f"{1000 * np.median(times):.1f} ms/step median "
-                f"(p10 {1000 * np.percentile(times, 10):.1f}, p90 {1000 * np.percentile(times, 90):.1f}), "
-                f"{batch_size / np.median(times):,.0f} examples/s; parameters {model.count_params():,} "
-                f"({embedding:,} embedding, {model.count_params() - embedding:,} other); "
-                f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} intra-op threads",
-                flush=True,
-            )
+        for optimizer in args.optimizers.split(","):
+            model = build_model(name, spec, **arguments)
+            loss = keras.losses.BinaryCrossentropy(from_logits=True)
+            if optimizers[optimizer] is None:
+                model.compile(keras.optimizers.Adam(1e-4), loss)
+
+                def gradients_only(x, y, model=model):
+                    with tf.GradientTape() as tape:
+                        value = model.compiled_loss(y, model(x, training=True))
+                    gradients = tape.gradient(value, model.trainable_variables)
+                    return {
+                        "loss": value
+                        + 0.0 * sum(tf.reduce_sum(g.values if hasattr(g, "values") else g) for g in gradients)
+                    }
+
+                step = tf.function(gradients_only)
+            else:
+                model.compile(optimizers[optimizer](), loss)
+                step = tf.function(lambda x, y, model=model: model.train_step((x, y)))
+            for batch_size in args.batch_sizes:
+                features = {f.name: tf.constant(rng.integers(0, f.num_ids, batch_size)) for f in spec.fields}
+                labels = tf.constant(rng.integers(0, 2, (batch_size, 1)).astype(np.float32))
+                for _ in range(args.warmup):
+                    step(features, labels)
+                times = []
+                for _ in range(args.steps):
+                    start = time.perf_counter()
+                    float(step(features, labels)["loss"])
+                    times.append(time.perf_counter() - start)
+                embedding = model.field_embedding.count_params()
+                print(
+                    f"{name}{' ' + json.dumps(arguments) if arguments else ''} M={args.num_fields} batch={batch_size} "
+                    f"update={optimizer}: {1000 * np.median(times):.1f} ms/step median "
+                    f"(p10 {1000 * np.percentile(times, 10):.1f}, p90 {1000 * np.percentile(times, 90):.1f}), "
+                    f"{batch_size / np.median(times):,.0f} examples/s; parameters {model.count_params():,} "
+                    f"({embedding:,} embedding, {model.count_params() - embedding:,} other); "
+                    f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} intra-op threads",
+                    flush=True,
+                )
     if args.components:
         for batch_size in args.batch_sizes:
             time_components(batch_size, args.num_fields, args.steps, args.warmup)
