@@ -120,7 +120,7 @@ class InMemoryIds:
     """
 
     def __init__(self, ids: dict[str, tf.Tensor], labels: tf.Tensor) -> None:
-        with tf.init_scope():  # plain variables, even when built under a strategy's scope
+        with tf.device("/CPU:0"):  # where tf.data runs: a GPU variable could not be read by the input pipeline
             self.ids = {name: tf.Variable(value, trainable=False, name=f"ids_{name}") for name, value in ids.items()}
             self.labels = tf.Variable(labels, trainable=False, name="labels")
         self.rows = int(labels.shape[0])
