@@ -224,8 +224,7 @@ class TooManyBadRows(RuntimeError):
 def run(argv: Sequence[str] | None = None) -> PreprocessResult:
     args, pipeline_args = parse_args(argv)
     spec = spec_for_format(args.format, FeatureSpec.load(args.spec) if args.spec else None, args.min_count)
-    if not 0.0 <= args.max_bad_fraction <= 1.0:
-        raise ValueError(f"`--max_bad_fraction` must be in [0, 1]. Received: {args.max_bad_fraction}")
+    transforms.check_max_bad_fraction(args.max_bad_fraction)
     staging.check_output_dir(args.output_dir, args.overwrite)
     sources, provenance = plan_sources(args, spec)
     options = PipelineOptions(pipeline_args)
@@ -301,11 +300,9 @@ def finish(result, output_dir: str, max_bad_fraction: float) -> PreprocessResult
         raise RuntimeError(
             f"Row conservation failed: rows_in={rows_in} != rows_written={rows_written} + rows_dead_lettered={dead}"
         )
-    if rows_in and dead / rows_in > max_bad_fraction:
-        raise TooManyBadRows(
-            f"{dead} of {rows_in} rows ({dead / rows_in:.2%}) are malformed, more than --max_bad_fraction="
-            f"{max_bad_fraction}"
-        )
+    over_budget = transforms.over_bad_row_budget(dead, rows_in, max_bad_fraction)
+    if over_budget:
+        raise TooManyBadRows(over_budget)
     return PreprocessResult(output_dir, spec, statistics)
 
 

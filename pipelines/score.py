@@ -192,8 +192,7 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
     args, pipeline_args = parse_args(argv)
     if args.batch_size <= 0:
         raise ValueError(f"--batch_size must be positive. Received: {args.batch_size}")
-    if not 0.0 <= args.max_bad_fraction <= 1.0:
-        raise ValueError(f"`--max_bad_fraction` must be in [0, 1]. Received: {args.max_bad_fraction}")
+    transforms.check_max_bad_fraction(args.max_bad_fraction)
     export_dir = latest_version_dir(args.model)
     transforms.check_inputs_exist(args.input, "--input")
     options = PipelineOptions(pipeline_args)
@@ -250,12 +249,12 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
         f"rows_dead_lettered={outcome.rows_dead_lettered}"
     )
     problem = None
+    over_budget = transforms.over_bad_row_budget(dead, rows_in, args.max_bad_fraction)
     if outcome.rows_in != outcome.rows_scored + outcome.rows_dead_lettered:
         problem = f"Row conservation failed: {outcome}"
-    elif rows_in and dead / rows_in > args.max_bad_fraction:
+    elif over_budget:
         problem = (
-            f"{dead} of {rows_in} rows ({dead / rows_in:.2%}) are malformed, more than --max_bad_fraction="
-            f"{args.max_bad_fraction}; no predictions were written. Each malformed row and its reason: "
+            f"{over_budget}; no predictions were written. Each malformed row and its reason: "
             f"{args.output}{DEAD_LETTER_SUFFIX}*.jsonl"
         )
     if problem:

@@ -59,6 +59,22 @@ def first_line(error: Exception) -> str:
     return re.sub(r" \[while running '[^']*'\]$", "", str(error).strip().splitlines()[0])
 
 
+def check_max_bad_fraction(value: float) -> None:
+    """`--max_bad_fraction`, shared by both pipelines, is a fraction."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"`--max_bad_fraction` must be in [0, 1]. Received: {value}")
+
+
+def over_bad_row_budget(dead: int, rows_in: int, max_bad_fraction: float) -> str | None:
+    """Why a run fails its bad-row budget, or None when it is within it."""
+    if rows_in and dead / rows_in > max_bad_fraction:
+        return (
+            f"{dead} of {rows_in} rows ({dead / rows_in:.2%}) are malformed, more than --max_bad_fraction="
+            f"{max_bad_fraction}"
+        )
+    return None
+
+
 def check_inputs_exist(patterns: Sequence[str], flag: str) -> None:
     """A `ValueError` naming the first pattern that matches no file: a run
     over nothing is a mistake, not an empty dataset."""

@@ -114,7 +114,7 @@ class ModelManager:
         self.statuses: dict[int, VersionStatus] = {}
         self._current: Servable | None = None
         self._loaded: dict[int, Servable] = {}
-        self._fingerprints: dict[int, tuple] = {}  # of the version served, as loaded
+        self._served_files: tuple = ()  # the fingerprint of the version served, as it was loaded
         self._failed: dict[int, tuple] = {}  # versions that failed to load, and their files then
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -148,7 +148,7 @@ class ModelManager:
                 files = fingerprint(path)
             except (tf.errors.NotFoundError, FileNotFoundError):  # deleted while we looked
                 continue
-            if current is not None and version == current.version and files == self._fingerprints.get(version):
+            if current is not None and version == current.version and files == self._served_files:
                 return  # the newest loadable version is the one served
             if self._failed.get(version) == files:
                 continue  # failed with exactly these files: wait for them to change
@@ -178,7 +178,7 @@ class ModelManager:
             self._current = servable
             self._loaded = {version: servable}
         self._failed.pop(version, None)
-        self._fingerprints = {version: files}
+        self._served_files = files
         if previous is not None and previous.version != version:
             self.statuses[previous.version] = VersionStatus("END")
         self.statuses[version] = VersionStatus("AVAILABLE")
