@@ -12,11 +12,12 @@ the same run.
         --variant "featnet {tower_units: [64, 64]}" --variant "featnet {num_queries: 8}"
 
 A `--variant` is a registered model and a YAML mapping of its arguments,
-timed after `--models` in the same process. `--optimizers adam,sgd,none`
-times each model's step with Adam, with plain SGD (whose update of an
-embedding's sparse gradient touches only the rows of the batch, where
-tf_keras' Adam decays both moments of every row of every table each step)
-and without any update (forward and backward only): where a step goes. `--components` also times the
+timed after `--models` in the same process. `--optimizers
+keras_adam,fused_adam,lazy_adam,sgd,none` times each model's step with
+tf_keras' `Adam`, with `FusedAdam` (the same update in one fused kernel,
+training's `adam`), with `LazyAdam` (Adam on the rows a batch read), with
+plain SGD, and without any update (forward and backward only): where a step
+goes. `--components` also times the
 forward and backward pass of each of FeatNet's default stages alone (FSGN,
 SAPN, the towers with and without their normalisation and dropout, the DNN)
 on inputs of the shapes they see in the model.
@@ -40,6 +41,7 @@ import yaml
 
 from featnet_tf.features import categorical_spec
 from featnet_tf.models import build_model
+from featnet_tf.optimizers import FusedAdam, LazyAdam
 
 
 def time_components(batch_size: int, num_fields: int, steps: int, warmup: int) -> None:
@@ -105,7 +107,11 @@ def main(argv: list[str] | None = None) -> None:
         "--variant", action="append", default=[], metavar="'MODEL {KEY: VALUE}'", help="a model with arguments"
     )
     parser.add_argument("--components", action="store_true", help="also time each FeatNet stage alone")
-    parser.add_argument("--optimizers", default="adam", help="adam, sgd and/or none (forward+backward only)")
+    parser.add_argument(
+        "--optimizers",
+        default="fused_adam",
+        help="keras_adam, fused_adam, lazy_adam, sgd and/or none (forward+backward only)",
+    )
     args = parser.parse_args(argv)
     runs = [(name, {}) for name in args.models.split(",") if name]
     for variant in args.variant:
@@ -114,7 +120,13 @@ def main(argv: list[str] | None = None) -> None:
 
     spec = categorical_spec(args.num_fields, args.ids_per_field)
     rng = np.random.default_rng(0)
-    optimizers = {"adam": lambda: keras.optimizers.Adam(1e-4), "sgd": lambda: keras.optimizers.SGD(1e-2), "none": None}
+    optimizers = {
+        "keras_adam": lambda: keras.optimizers.Adam(1e-4),
+        "fused_adam": lambda: FusedAdam(1e-4),
+        "lazy_adam": lambda: LazyAdam(1e-4),
+        "sgd": lambda: keras.optimizers.SGD(1e-2),
+        "none": None,
+    }
     for name, arguments in runs:
         for optimizer in args.optimizers.split(","):
             model = build_model(name, spec, **arguments)

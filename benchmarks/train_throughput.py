@@ -1,21 +1,31 @@
-"""Training throughput of `featnet_tf.train` with 1 and 2 replicas on this CPU.
+"""Training throughput of `featnet_tf.train`: settings, variants and versions side by side.
 
-Runs the real training command in a subprocess per setting on a
-preprocessed dataset (e.g. the demo's), with the same global batch: 1 replica
-(`--strategy one_device`, batch 1024) and 2 replicas (`--strategy mirrored
---logical_cpus 2`, batch 512 per replica). Throughput is read from the second
-epoch (the first includes tracing), validation excluded by `validation_steps=1`.
-One line per experiment and setting; several experiments are measured one
-after the other in the same run, so their ratio holds on a machine whose
-speed varies from day to day.
+Runs the real training command in a subprocess per cell on a preprocessed
+dataset (e.g. the demo's) and reads throughput from the second epoch (the
+first includes tracing), validation excluded (`history.json`'s
+``epoch_train_seconds``). One line per cell; every cell of a run is measured
+one after the other on the same machine, so their ratios hold where absolute
+speeds vary from day to day.
 
     python benchmarks/train_throughput.py --data_dir demo_output/data --steps 60
-    python benchmarks/train_throughput.py --data_dir /tmp/frappe_prep --steps 60 \
-        --experiments featnet_frappe,featnet_eq13_frappe,dcnv2_frappe,deepfm_frappe --settings 1
+    python benchmarks/train_throughput.py --data_dir /tmp/frappe_prep --steps 200 --settings 1 \\
+        --experiments featnet_frappe,dcnv2_frappe,deepfm_frappe --caches none,memory,none,memory
 
-``--caches none,memory`` measures each cell with the TFRecords streamed every
-epoch and with the ids held in memory (`data.cache`), one after the other, and
+Settings: 1 replica (`--strategy one_device`, batch 1024) and 2 replicas
+(`--strategy mirrored --logical_cpus 2`, batch 512 per replica), the same
+global batch. ``--caches none,memory`` measures each cell with the TFRecords
+streamed every epoch and with the ids held in memory (`data.cache`), and
 prints the medians' ratio (``none,memory,none,memory`` alternates twice).
+
+``--variant LABEL:KEY=VALUE,...`` (repeatable) measures each cell under
+several sets of overrides instead, and ``--variant LABEL@DIR:...`` runs that
+variant's command from another checkout of this repository (e.g. a `git
+worktree` of the commit before a change), so the old and the new code are
+measured in one run; ``--rounds N`` alternates the variants N times:
+
+    git worktree add /tmp/before <commit>
+    python benchmarks/train_throughput.py --data_dir demo_output/data --steps 78 --settings 1 \\
+        --experiments featnet --rounds 2 --variant before@/tmp/before: --variant after:
 """
 
 from __future__ import annotations
@@ -41,6 +51,35 @@ SETTINGS = {
 }
 
 
+def parse_variant(text: str) -> tuple[str, str | None, list[str]]:
+    """``LABEL[@DIR]:KEY=VALUE,...`` → (label, source directory or None, overrides)."""
+    head, _, overrides = text.partition(":")
+    label, _, source = head.partition("@")
+    return label, source or None, [item for item in overrides.split(",") if item]
+
+
+def measure(args: argparse.Namespace, experiment: str, flags: list[str], source: str | None) -> dict:
+    with tempfile.TemporaryDirectory() as run_dir:
+        command = [sys.executable, "-m", "featnet_tf.train", "--experiment", experiment]
+        command += ["--data_dir", os.path.abspath(args.data_dir), "--run_dir", os.path.join(run_dir, "run")]
+        command += ["--no_export"]
+        for assignment in (
+            "training.epochs=2",
+            f"training.steps_per_epoch={args.steps}",
+            "training.validation_steps=1",
+            "training.early_stopping_patience=5",
+        ):
+            command += ["--set", assignment]
+        environment = dict(os.environ)
+        if source:  # the other checkout's package first on the path, not this one's
+            environment["PYTHONPATH"] = os.pathsep.join([os.path.abspath(source), environment.get("PYTHONPATH", "")])
+        result = subprocess.run(command + flags, capture_output=True, text=True, cwd=source, env=environment)
+        if result.returncode:
+            raise SystemExit(result.stderr[-3000:])
+        with open(os.path.join(run_dir, "run", "history.json")) as stream:
+            return json.load(stream)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True)
@@ -48,54 +87,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--experiments", default="featnet", help="comma-separated named experiments")
     parser.add_argument("--settings", default="1,2", help="which settings: 1 (one replica), 2 (two), or both")
     parser.add_argument("--caches", default="auto", help="data.cache values to measure, e.g. none,memory")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL[@DIR]:KEY=VALUE,...")
+    parser.add_argument("--rounds", type=int, default=1, help="how many times the variants alternate")
     args = parser.parse_args(argv)
     chosen = [list(SETTINGS)[int(index) - 1] for index in args.settings.split(",")]
-    caches = args.caches.split(",")
-    cells = [(e, label, cache) for e in args.experiments.split(",") for label in chosen for cache in caches]
-    rates: dict[tuple[str, str], list[tuple[str, float]]] = {}
-    for experiment, label, cache in cells:
-        flags = SETTINGS[label] + ["--set", f"data.cache={cache}"]
-        with tempfile.TemporaryDirectory() as run_dir:
-            command = [
-                sys.executable,
-                "-m",
-                "featnet_tf.train",
-                "--experiment",
-                experiment,
-                "--data_dir",
-                args.data_dir,
-            ]
-            command += ["--run_dir", os.path.join(run_dir, "run"), "--no_export"]
-            command += [
-                "--set",
-                "training.epochs=2",
-                "--set",
-                f"training.steps_per_epoch={args.steps}",
-                "--set",
-                "training.validation_steps=1",
-            ]
-            command += ["--set", "training.early_stopping_patience=5"] + flags
-            result = subprocess.run(command, capture_output=True, text=True)
-            if result.returncode:
-                raise SystemExit(result.stderr[-3000:])
-            with open(os.path.join(run_dir, "run", "history.json")) as stream:
-                history = json.load(stream)
-        seconds = history["epoch_seconds"][1]
-        examples = args.steps * history["global_batch_size"]
-        print(
-            f"{experiment}, {label}, data.cache={cache}: global batch {history['global_batch_size']}, "
-            f"{examples / seconds:,.0f} examples/s ({1000 * seconds / args.steps:.0f} ms/step)",
-            flush=True,
-        )
-        measured = rates.setdefault((experiment, label), [])
-        measured.append((cache, examples / seconds))
-        if len(set(caches)) > 1 and len(measured) == len(caches):  # a cache listed twice is measured twice
-            medians = {
-                c: statistics.median(rate for name, rate in measured if name == c) for c in dict.fromkeys(caches)
-            }
-            first = medians[caches[0]]
-            ratios = ", ".join(f"{c} {rate:,.0f} ex/s ({rate / first:.2f}×)" for c, rate in medians.items())
-            print(f"{experiment}, {label}, medians: {ratios}", flush=True)
+    if args.variant:
+        variants = [parse_variant(text) for text in args.variant] * args.rounds
+    else:
+        variants = [(f"data.cache={cache}", None, [f"data.cache={cache}"]) for cache in args.caches.split(",")]
+    labels = list(dict.fromkeys(label for label, _, _ in variants))
+    for experiment in args.experiments.split(","):
+        for setting in chosen:
+            measured: list[tuple[str, float]] = []
+            for label, source, overrides in variants:
+                flags = SETTINGS[setting] + [item for override in overrides for item in ("--set", override)]
+                history = measure(args, experiment, flags, source)
+                seconds = history["epoch_train_seconds"][1]
+                rate = args.steps * history["global_batch_size"] / seconds
+                measured.append((label, rate))
+                print(
+                    f"{experiment}, {setting}, {label}: global batch {history['global_batch_size']}, "
+                    f"{rate:,.0f} examples/s ({1000 * seconds / args.steps:.0f} ms/step)",
+                    flush=True,
+                )
+            if len(labels) > 1:
+                medians = {name: statistics.median(rate for got, rate in measured if got == name) for name in labels}
+                first = medians[labels[0]]
+                ratios = ", ".join(f"{name} {rate:,.0f} ex/s ({rate / first:.2f}×)" for name, rate in medians.items())
+                print(f"{experiment}, {setting}, medians: {ratios}", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import yaml
 SCHEDULES = ("constant", "exponential", "cosine", "plateau")
 STRATEGIES = ("mirrored", "one_device", "multi_worker")
 CACHES = ("auto", "memory", "none")
+OPTIMIZERS = ("adam", "lazy_adam")  # built by `featnet_tf.optimizers.build_optimizer`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +96,9 @@ class TrainingConfig:
 
     Attributes:
         epochs: maximum number of epochs.
+        optimizer: `adam` (the paper's; `featnet_tf.optimizers.FusedAdam`,
+            Keras' Adam in one fused pass) or `lazy_adam` (Adam on only the
+            embedding rows a batch reads, `featnet_tf.optimizers.LazyAdam`).
         learning_rate: Adam's (initial) learning rate; the paper's 1e-4.
         schedule: `constant`, `exponential` (× decay_rate every decay_steps),
             `cosine` (to 0 over decay_steps) or `plateau` (× decay_rate
@@ -110,6 +114,9 @@ class TrainingConfig:
         steps_per_epoch: steps per epoch (None: one pass over train).
         validation_steps: validation batches per epoch (None: all).
         backup_every_steps: steps between `BackupAndRestore` backups.
+        steps_per_execution: train steps run by one call into the compiled
+            graph (Keras' `steps_per_execution`): fewer returns to Python,
+            progress bars and batch callbacks per step.
         seed: seed of weights, shuffling and dropout.
         strategy: `mirrored` (all GPUs, else CPU), `one_device` or
             `multi_worker` (from TF_CONFIG).
@@ -118,6 +125,7 @@ class TrainingConfig:
     """
 
     epochs: int = 10
+    optimizer: str = "adam"
     learning_rate: float = 1e-4
     schedule: str = "constant"
     decay_steps: int = 10_000
@@ -128,6 +136,7 @@ class TrainingConfig:
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
     backup_every_steps: int = 200
+    steps_per_execution: int = 1
     seed: int = 0
     strategy: str = "mirrored"
     mixed_precision: bool = False
@@ -285,6 +294,7 @@ def validate(config: ExperimentConfig) -> None:
         "training.learning_rate": config.training.learning_rate,
         "training.decay_steps": config.training.decay_steps,
         "training.backup_every_steps": config.training.backup_every_steps,
+        "training.steps_per_execution": config.training.steps_per_execution,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -312,6 +322,9 @@ def validate(config: ExperimentConfig) -> None:
         raise ValueError(
             f"`training.schedule` must be one of {SCHEDULES}. Received: training.schedule={config.training.schedule!r}"
         )
+    if config.training.optimizer not in OPTIMIZERS:
+        received = config.training.optimizer
+        raise ValueError(f"`training.optimizer` must be one of {OPTIMIZERS}. Received: training.optimizer={received!r}")
     if config.data.cache not in CACHES:
         raise ValueError(f"`data.cache` must be one of {CACHES}. Received: data.cache={config.data.cache!r}")
     if config.training.strategy not in STRATEGIES:

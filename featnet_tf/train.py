@@ -227,7 +227,7 @@ def fit(
         # the backup is deleted by `train_stage` once history.json marks training done,
         # so that a kill in between still finds it
         keras.callbacks.BackupAndRestore(
-            run.path("backup"), save_freq=config.training.backup_every_steps, delete_checkpoint=False
+            run.path("backup"), save_freq=backup_frequency(config.training), delete_checkpoint=False
         ),
         ResumeReport(),
         finite,
@@ -252,6 +252,12 @@ def fit(
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
+
+
+def backup_frequency(training_config: config_lib.TrainingConfig) -> int:
+    """`BackupAndRestore`'s ``save_freq``: it counts batch-end calls, and with
+    `steps_per_execution` there is one call per execution, not per step."""
+    return max(1, training_config.backup_every_steps // training_config.steps_per_execution)
 
 
 class NonFiniteLoss(RuntimeError):

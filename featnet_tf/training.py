@@ -41,6 +41,7 @@ from featnet_tf.files import write_json
 from featnet_tf.layers.feature_transform import FeatureTransform
 from featnet_tf.metrics import binary_auc, log_loss
 from featnet_tf.models import RawFeatureModel, build_model
+from featnet_tf.optimizers import build_optimizer
 from featnet_tf.prepared_data import load_feature_spec, load_statistics
 
 CONFIG_FILE = "config.yaml"
@@ -216,13 +217,14 @@ def build_run(config: config_lib.ExperimentConfig, run_dir: str, strategy: tf.di
         sample, _ = next(iter(make_dataset(config.data.data_dir, "valid", 2, spec=spec, shuffle=False)))
         ranker(transform(sample))  # creates the variables under the strategy
         ranker.compile(
-            optimizer=keras.optimizers.Adam(learning_rate(config.training)),
+            optimizer=build_optimizer(config.training.optimizer, learning_rate(config.training)),
             loss=keras.losses.BinaryCrossentropy(from_logits=True),
             metrics=[
                 keras.metrics.AUC(from_logits=True, name="auc"),
                 keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
             ],
             jit_compile=config.training.jit,
+            steps_per_execution=config.training.steps_per_execution,
         )
     return Run(run_dir, config, spec, transform, ranker)
 

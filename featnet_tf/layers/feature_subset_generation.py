@@ -32,10 +32,12 @@ class FeatureSubsetGeneration(keras.layers.Layer):
         initial_threshold: initial τ of the soft threshold; −10 prunes
             nothing at first.
         kernel_initializer: initializer of W1 and W2.
+        subset_major: return ``X`` as ``(S, batch, M, D)``, the layout
+            `SetAttentivePruning` computes in (``p^s`` keeps its shape).
 
     Input shape: ``(batch, M, D)`` with static M and D.
-    Output: the tuple ``(X, p^s)`` of shapes ``(batch, S, M, D)`` and
-    ``(batch, S, M)``.
+    Output: the tuple ``(X, p^s)`` of shapes ``(batch, S, M, D)`` (or
+    ``(S, batch, M, D)``) and ``(batch, S, M)``.
 
     Example:
         >>> fsgn = FeatureSubsetGeneration(num_subsets=3, expand_ratio=4)
@@ -53,6 +55,7 @@ class FeatureSubsetGeneration(keras.layers.Layer):
         expand_ratio: int = 4,
         initial_threshold: float = -10.0,
         kernel_initializer: Any = "glorot_uniform",
+        subset_major: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -64,6 +67,7 @@ class FeatureSubsetGeneration(keras.layers.Layer):
         self.expand_ratio = int(expand_ratio)
         self.initial_threshold = float(initial_threshold)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.subset_major = bool(subset_major)
         self.soft_threshold = SoftThreshold(initial_threshold, name="soft_threshold")
 
     def build(self, input_shape: tf.TensorShape) -> None:
@@ -96,13 +100,17 @@ class FeatureSubsetGeneration(keras.layers.Layer):
     def call(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         probabilities = self.probabilities(x)  # Eq. 2-3
         subset_weights = self.soft_threshold(probabilities)  # Eq. 4
-        subsets = subset_weights[:, :, :, None] * x[:, None, :, :]  # Eq. 5
+        if self.subset_major:
+            subsets = tf.transpose(subset_weights, [1, 0, 2])[:, :, :, None] * x[None]  # Eq. 5, (S, B, M, D)
+        else:
+            subsets = subset_weights[:, :, :, None] * x[:, None, :, :]  # Eq. 5
         return subsets, subset_weights
 
     def compute_output_shape(self, input_shape):
         batch, num_fields, embedding_dim = tf.TensorShape(input_shape).as_list()
+        leading = [self.num_subsets, batch] if self.subset_major else [batch, self.num_subsets]
         return (
-            tf.TensorShape([batch, self.num_subsets, num_fields, embedding_dim]),
+            tf.TensorShape(leading + [num_fields, embedding_dim]),
             tf.TensorShape([batch, self.num_subsets, num_fields]),
         )
 
@@ -113,5 +121,6 @@ class FeatureSubsetGeneration(keras.layers.Layer):
             expand_ratio=self.expand_ratio,
             initial_threshold=self.initial_threshold,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            subset_major=self.subset_major,
         )
         return config
