@@ -12,7 +12,6 @@ from featnet_tf.layers.multi_head_self_attention import MultiHeadSelfAttention
 from featnet_tf.layers.set_attentive_pruning import SetAttentivePruning
 from featnet_tf.layers.soft_threshold import SoftThreshold
 from featnet_tf.layers.squeeze_excitation import SqueezeExcitation
-from featnet_tf.layers.stateless_dropout import StatelessDropout
 from featnet_tf.layers.subset_towers import SubsetTowers
 
 __all__ = [
@@ -22,7 +21,6 @@ __all__ = [
     "LogarithmicTransformation",
     "MultiHeadSelfAttention",
     "SqueezeExcitation",
-    "StatelessDropout",
     "FeatureSubsetGeneration",
     "FeatureTransform",
     "FieldEmbedding",

@@ -8,7 +8,6 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf.layers._initializers import fresh
-from featnet_tf.layers.stateless_dropout import StatelessDropout
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -60,7 +59,7 @@ class MLP(keras.layers.Layer):
                 block.append(keras.layers.BatchNormalization(synchronized=True, name=f"batch_norm_{index}"))
             block.append(keras.layers.Activation(activation, name=f"activation_{index}"))
             if dropout:
-                block.append(StatelessDropout(dropout, name=f"dropout_{index}"))
+                block.append(keras.layers.Dropout(dropout, name=f"dropout_{index}"))
             self.blocks.append(block)
 
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:

@@ -9,7 +9,6 @@ import tf_keras as keras
 
 from featnet_tf.layers._initializers import stacked
 from featnet_tf.layers._normalization import NORM_EPSILON, standardize
-from featnet_tf.layers.stateless_dropout import StatelessDropout
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -77,7 +76,7 @@ class SubsetTowers(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.subset_major = bool(subset_major)
         self._activation = keras.activations.get(activation)
-        self._dropout = StatelessDropout(dropout) if dropout else None
+        self._dropout = keras.layers.Dropout(dropout) if dropout else None
 
     def build(self, input_shape: tf.TensorShape) -> None:
         input_shape = tf.TensorShape(input_shape)
