@@ -64,3 +64,28 @@ def test_subset_major_towers_compute_the_same_values_transposed():
     np.testing.assert_allclose(
         subset_major(np.transpose(inputs, (1, 0, 2))).numpy(), np.transpose(out, (1, 0, 2)), atol=1e-5
     )
+
+
+def test_standardize_has_the_gradient_of_its_moments():
+    """`standardize` writes its gradient out; it must be the one automatic
+    differentiation gives the textbook formula, ε included."""
+    from featnet_tf.layers._normalization import standardize
+
+    rng = np.random.default_rng(6)
+    x = tf.constant(rng.normal(size=(4, 3, 7)) * 0.05)
+    weights = tf.constant(rng.normal(size=(4, 3, 7)))
+
+    def textbook(x):
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        return (x - mean) * tf.math.rsqrt(variance + 1e-6)
+
+    values, gradients = [], []
+    for function in (standardize, textbook):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = function(x)
+            loss = tf.reduce_sum(tf.sin(y) * weights)
+        values.append(y.numpy())
+        gradients.append(tape.gradient(loss, x).numpy())
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-8, atol=1e-10)
