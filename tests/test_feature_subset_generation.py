@@ -52,16 +52,3 @@ def test_serialization_round_trip():
     run_serialization_test(
         FeatureSubsetGeneration(num_subsets=3, expand_ratio=2, initial_threshold=-1.0), tf.random.normal([2, 4, 5])
     )
-
-
-def test_subset_major_layout_returns_the_same_subsets_transposed():
-    x = np.random.default_rng(4).normal(size=(3, 5, 4)).astype(np.float32)
-    batch_major = FeatureSubsetGeneration(num_subsets=6, expand_ratio=2, initial_threshold=-1.0)
-    subset_major = FeatureSubsetGeneration(num_subsets=6, expand_ratio=2, initial_threshold=-1.0, subset_major=True)
-    subsets, weights = batch_major(x)
-    subset_major.build(x.shape)
-    subset_major.set_weights(batch_major.get_weights())
-    major_subsets, major_weights = subset_major(x)
-    assert major_subsets.shape == (6, 3, 5, 4) == subset_major.compute_output_shape(x.shape)[0]
-    np.testing.assert_allclose(major_subsets.numpy(), np.transpose(subsets.numpy(), (1, 0, 2, 3)), atol=1e-6)
-    np.testing.assert_allclose(major_weights.numpy(), weights.numpy(), atol=1e-6)  # p^s keeps (B, S, M)

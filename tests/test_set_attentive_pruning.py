@@ -189,23 +189,3 @@ def test_invalid_arguments_are_named():
 )
 def test_serialization_round_trip(options):
     run_serialization_test(SetAttentivePruning(num_queries=3, **options), tf.random.normal([2, 3, 5, 4]), atol=1e-5)
-
-
-@pytest.mark.parametrize("readout", ["induced", "fields", "logarithmic"])
-def test_subset_major_layout_computes_the_same_values_transposed(readout):
-    rng = np.random.default_rng(5)
-    subsets = rng.normal(size=(2, 3, 5, 4)).astype(np.float32)
-    batch_major = SetAttentivePruning(num_queries=6, initial_threshold=-1.0, readout=readout)
-    subset_major = SetAttentivePruning(num_queries=6, initial_threshold=-1.0, readout=readout, subset_major=True)
-    out, scores = batch_major(subsets)
-    subset_major.build((3, 2, 5, 4))
-    subset_major.set_weights(batch_major.get_weights())
-    major_out, major_scores = subset_major(np.transpose(subsets, (1, 0, 2, 3)))
-    np.testing.assert_allclose(major_out.numpy(), np.transpose(out.numpy(), (1, 0, 2, 3)), atol=1e-5)
-    np.testing.assert_allclose(major_scores.numpy(), scores.numpy(), atol=1e-5)  # Score'' keeps (B, S, E, M)
-    np.testing.assert_allclose(
-        subset_major.relu_scores(np.transpose(subsets, (1, 0, 2, 3))).numpy(),
-        batch_major.relu_scores(subsets).numpy(),
-        atol=1e-5,
-    )
-    assert subset_major.compute_output_shape((3, 2, 5, 4))[0] == major_out.shape

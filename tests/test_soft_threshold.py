@@ -61,3 +61,22 @@ def test_shared_axes_share_one_tau():
 
 def test_serialization_round_trip():
     run_serialization_test(SoftThreshold(initial_threshold=-2.0, shared_axes=[1]), tf.random.normal([2, 3, 4]))
+
+
+def test_the_threshold_of_a_relu_is_one_relu_of_the_logits_minus_the_threshold():
+    """`soft_threshold_of_relu(l, τ) = S_g(ReLU(l), τ)`, values and gradients."""
+    from featnet_tf.layers.soft_threshold import soft_threshold, soft_threshold_of_relu
+
+    rng = np.random.default_rng(3)
+    logits = tf.constant(rng.normal(size=(64, 5)).astype(np.float32))
+    tau = tf.Variable(rng.normal(size=(5,)).astype(np.float32))
+    results = []
+    for function in (lambda values, t: soft_threshold(tf.nn.relu(values), t), soft_threshold_of_relu):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            out = function(logits, tau)
+            loss = tf.reduce_sum(out * tf.range(5, dtype=tf.float32))
+        results.append([out, *tape.gradient(loss, [logits, tau])])
+    assert np.any(results[1][0].numpy() == 0) and np.any(results[1][0].numpy() > 0)
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)

@@ -52,20 +52,6 @@ def test_serialization_round_trips():
     run_serialization_test(MLP((4, 2), dropout=0.1, use_batch_norm=True), tf.random.normal([2, 5]))
 
 
-def test_subset_major_towers_compute_the_same_values_transposed():
-    inputs = np.random.default_rng(3).normal(size=(4, 3, 6)).astype(np.float32)
-    batch_major, subset_major = (
-        SubsetTowers((5, 2), normalize_inputs=True),
-        SubsetTowers((5, 2), subset_major=True, normalize_inputs=True),
-    )
-    out = batch_major(inputs).numpy()
-    subset_major.build((3, 4, 6))
-    subset_major.set_weights(batch_major.get_weights())
-    np.testing.assert_allclose(
-        subset_major(np.transpose(inputs, (1, 0, 2))).numpy(), np.transpose(out, (1, 0, 2)), atol=1e-5
-    )
-
-
 def test_standardize_has_the_gradient_of_its_moments():
     """`standardize` writes its gradient out; it must be the one automatic
     differentiation gives the textbook formula, ε included."""

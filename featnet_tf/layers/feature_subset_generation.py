@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf.layers._initializers import fresh
-from featnet_tf.layers.soft_threshold import SoftThreshold
+from featnet_tf.layers.soft_threshold import SoftThreshold, soft_threshold_of_relu
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -32,12 +32,10 @@ class FeatureSubsetGeneration(keras.layers.Layer):
         initial_threshold: initial τ of the soft threshold; −10 prunes
             nothing at first.
         kernel_initializer: initializer of W1 and W2.
-        subset_major: return ``X`` as ``(S, batch, M, D)``, the layout
-            `SetAttentivePruning` computes in (``p^s`` keeps its shape).
 
     Input shape: ``(batch, M, D)`` with static M and D.
-    Output: the tuple ``(X, p^s)`` of shapes ``(batch, S, M, D)`` (or
-    ``(S, batch, M, D)``) and ``(batch, S, M)``.
+    Output: the tuple ``(X, p^s)`` of shapes ``(batch, S, M, D)`` and
+    ``(batch, S, M)``.
 
     Example:
         >>> fsgn = FeatureSubsetGeneration(num_subsets=3, expand_ratio=4)
@@ -55,7 +53,6 @@ class FeatureSubsetGeneration(keras.layers.Layer):
         expand_ratio: int = 4,
         initial_threshold: float = -10.0,
         kernel_initializer: Any = "glorot_uniform",
-        subset_major: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -67,7 +64,6 @@ class FeatureSubsetGeneration(keras.layers.Layer):
         self.expand_ratio = int(expand_ratio)
         self.initial_threshold = float(initial_threshold)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.subset_major = bool(subset_major)
         self.soft_threshold = SoftThreshold(initial_threshold, name="soft_threshold")
 
     def build(self, input_shape: tf.TensorShape) -> None:
@@ -94,23 +90,21 @@ class FeatureSubsetGeneration(keras.layers.Layer):
         """``p`` of Eq. 3 before the threshold, ``(batch, S, M)``: with
         `call`'s ``p^s`` it tells the entries the ReLU zeroes from those the
         threshold prunes."""
+        return tf.nn.relu(self._logits(x))  # Eq. 3
+
+    def _logits(self, x: tf.Tensor) -> tf.Tensor:
         expanded = tf.sigmoid(tf.einsum("bmd,dr->bmr", x, self.expand_kernel))  # Eq. 2
-        return tf.nn.relu(tf.einsum("bmr,rs->bsm", expanded, self.subset_kernel))  # Eq. 3
+        return tf.einsum("bmr,rs->bsm", expanded, self.subset_kernel)  # Eq. 3 before its ReLU
 
     def call(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        probabilities = self.probabilities(x)  # Eq. 2-3
-        subset_weights = self.soft_threshold(probabilities)  # Eq. 4
-        if self.subset_major:
-            subsets = tf.transpose(subset_weights, [1, 0, 2])[:, :, :, None] * x[None]  # Eq. 5, (S, B, M, D)
-        else:
-            subsets = subset_weights[:, :, :, None] * x[:, None, :, :]  # Eq. 5
+        subset_weights = soft_threshold_of_relu(self._logits(x), self.soft_threshold.threshold)  # Eq. 2-4
+        subsets = subset_weights[:, :, :, None] * x[:, None, :, :]  # Eq. 5
         return subsets, subset_weights
 
     def compute_output_shape(self, input_shape):
         batch, num_fields, embedding_dim = tf.TensorShape(input_shape).as_list()
-        leading = [self.num_subsets, batch] if self.subset_major else [batch, self.num_subsets]
         return (
-            tf.TensorShape(leading + [num_fields, embedding_dim]),
+            tf.TensorShape([batch, self.num_subsets, num_fields, embedding_dim]),
             tf.TensorShape([batch, self.num_subsets, num_fields]),
         )
 
@@ -121,6 +115,5 @@ class FeatureSubsetGeneration(keras.layers.Layer):
             expand_ratio=self.expand_ratio,
             initial_threshold=self.initial_threshold,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            subset_major=self.subset_major,
         )
         return config

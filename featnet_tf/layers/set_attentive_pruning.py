@@ -9,7 +9,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf.layers._initializers import stacked
-from featnet_tf.layers.soft_threshold import SoftThreshold, soft_threshold
+from featnet_tf.layers.soft_threshold import SoftThreshold, soft_threshold_of_relu
 
 READOUTS = ("induced", "fields", "logarithmic")
 # The logarithmic readout's floor on |x| (log|x| ≥ log 1e-4 ≈ −9.2) and bound
@@ -70,10 +70,6 @@ class SetAttentivePruning(keras.layers.Layer):
         scale_scores: divide scores by ``√D`` before the ReLU.
         use_value_projection: project values with a learned ``W_V``.
         use_layer_norm: layer-normalise ``X'_i`` over D.
-        subset_major: inputs and ``X'`` are ``(S, batch, ...)`` instead of
-            ``(batch, S, ...)`` (``Score''`` keeps its shape): the layout the
-            layer computes in, so that FeatNet chains FSGN, SAPN and the
-            towers without a transpose between them.
         kernel_initializer: initializer of every ``(D, D)`` and ``(E, D)``
             matrix, subset by subset (see `stacked`).
 
@@ -101,7 +97,6 @@ class SetAttentivePruning(keras.layers.Layer):
         scale_scores: bool = False,
         use_value_projection: bool = False,
         use_layer_norm: bool = False,
-        subset_major: bool = False,
         kernel_initializer: Any = "glorot_uniform",
         **kwargs,
     ) -> None:
@@ -116,7 +111,6 @@ class SetAttentivePruning(keras.layers.Layer):
         self.scale_scores = bool(scale_scores)
         self.use_value_projection = bool(use_value_projection)
         self.use_layer_norm = bool(use_layer_norm)
-        self.subset_major = bool(subset_major)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         # One τ per (subset, query): shared over the feature axis 3.
         self.soft_threshold = SoftThreshold(initial_threshold, shared_axes=[3], name="soft_threshold")
@@ -128,13 +122,11 @@ class SetAttentivePruning(keras.layers.Layer):
 
     def build(self, input_shape: tf.TensorShape) -> None:
         input_shape = tf.TensorShape(input_shape)
-        subset_axis = 0 if self.subset_major else 1
-        if input_shape.rank != 4 or input_shape[subset_axis] is None or input_shape[3] is None:
-            layout = "(S, batch, M, D)" if self.subset_major else "(batch, S, M, D)"
+        if input_shape.rank != 4 or input_shape[1] is None or input_shape[3] is None:
             raise ValueError(
-                f"SetAttentivePruning expects inputs {layout} with static S and D. Received: {input_shape}"
+                f"SetAttentivePruning expects inputs (batch, S, M, D) with static S and D. Received: {input_shape}"
             )
-        num_subsets, embedding_dim = input_shape[subset_axis], input_shape[3]
+        num_subsets, embedding_dim = input_shape[1], input_shape[3]
         self.key_kernel = self.add_weight(
             name="key_kernel",  # W_Kᵀ per subset, Eq. 6
             shape=(num_subsets, embedding_dim, embedding_dim),
@@ -173,8 +165,7 @@ class SetAttentivePruning(keras.layers.Layer):
         E, M)``: with `call`'s ``Score''`` it tells the entries the ReLU zeroes
         from those the threshold prunes (for analysis; `call` computes the
         same values subset-major)."""
-        layout = "sbmd" if self.subset_major else "bsmd"
-        keys = tf.einsum(f"{layout},sde->bsme", subsets, self.key_kernel)  # Eq. 6
+        keys = tf.einsum("bsmd,sde->bsme", subsets, self.key_kernel)  # Eq. 6
         logits = tf.einsum("sqe,bsme->bsqm", self.queries, keys)
         if self.scale_scores:
             logits = logits / math.sqrt(subsets.shape[-1])
@@ -185,8 +176,8 @@ class SetAttentivePruning(keras.layers.Layer):
         # batched matmul over the subsets; Eq. 6 and 11 are folded into one
         # product: I·Kᵀ = I·(X·W_Kᵀ)ᵀ = X·(W_Kᵀ·Iᵀ) with the (S, D, E) matrix
         # W_Kᵀ·Iᵀ formed once per step, not per example.
-        x = subsets if self.subset_major else tf.transpose(subsets, [1, 0, 2, 3])  # (S, B, M, D)
-        num_subsets, num_fields, embedding_dim = x.shape[0], tf.shape(x)[2], x.shape[3]
+        num_subsets, num_fields, embedding_dim = subsets.shape[1], tf.shape(subsets)[2], subsets.shape[3]
+        x = tf.transpose(subsets, [1, 0, 2, 3])  # (S, B, M, D)
         rows = tf.reshape(x, [num_subsets, -1, embedding_dim])  # (S, B·M, D)
         induced_keys = tf.matmul(self.key_kernel, self.queries, transpose_b=True)  # W_Kᵀ·Iᵀ, (S, D, E)
         logits = tf.matmul(rows, induced_keys)  # Eq. 6, 11 before the ReLU: (S, B·M, E)
@@ -194,7 +185,7 @@ class SetAttentivePruning(keras.layers.Layer):
             logits = logits / math.sqrt(embedding_dim)
         logits = tf.reshape(logits, [num_subsets, -1, num_fields, self.num_queries])  # (S, B, M, E)
         tau = tf.reshape(self.soft_threshold.threshold, [num_subsets, 1, 1, self.num_queries])
-        scores = soft_threshold(tf.nn.relu(logits), tau)  # Eq. 11-12
+        scores = soft_threshold_of_relu(logits, tau)  # Eq. 11-12
         values = x
         if self.use_value_projection:
             values = tf.reshape(tf.matmul(rows, self.value_kernel), tf.shape(x))
@@ -211,22 +202,20 @@ class SetAttentivePruning(keras.layers.Layer):
             )  # Eq. 7
             field_queries = tf.reshape(field_queries, tf.shape(x))
             read_tau = tf.reshape(self.readout_threshold.threshold, [num_subsets, 1, 1, self.num_queries])
-            reads = soft_threshold(
-                tf.nn.relu(tf.matmul(field_queries, summaries, transpose_b=True)), read_tau
+            reads = soft_threshold_of_relu(
+                tf.matmul(field_queries, summaries, transpose_b=True), read_tau
             )  # (S, B, M, E)
             interactions = x + tf.matmul(reads, summaries)  # (S, B, M, D)
-        if not self.subset_major:
-            interactions = tf.transpose(interactions, [1, 0, 2, 3])
+        interactions = tf.transpose(interactions, [1, 0, 2, 3])
         if self.layer_norm is not None:
             interactions = self.layer_norm(interactions)
         return interactions, tf.transpose(scores, [1, 0, 3, 2])  # Score'' as (B, S, E, M)
 
     def compute_output_shape(self, input_shape):
-        first, second, num_fields, embedding_dim = tf.TensorShape(input_shape).as_list()
-        batch, num_subsets = (second, first) if self.subset_major else (first, second)
+        batch, num_subsets, num_fields, embedding_dim = tf.TensorShape(input_shape).as_list()
         rows = num_fields if self.readout == "fields" else self.num_queries
         return (
-            tf.TensorShape([first, second, rows, embedding_dim]),
+            tf.TensorShape([batch, num_subsets, rows, embedding_dim]),
             tf.TensorShape([batch, num_subsets, self.num_queries, num_fields]),
         )
 
@@ -239,7 +228,6 @@ class SetAttentivePruning(keras.layers.Layer):
             scale_scores=self.scale_scores,
             use_value_projection=self.use_value_projection,
             use_layer_norm=self.use_layer_norm,
-            subset_major=self.subset_major,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config

@@ -96,3 +96,18 @@ def soft_threshold(inputs: tf.Tensor, threshold: tf.Tensor) -> tf.Tensor:
     `SoftThreshold` but compute in another layout."""
     threshold = tf.sigmoid(tf.cast(threshold, inputs.dtype))
     return tf.sign(inputs) * tf.nn.relu(tf.abs(inputs) - threshold)
+
+
+def soft_threshold_of_relu(logits: tf.Tensor, threshold: tf.Tensor) -> tf.Tensor:
+    """``S_g(ReLU(logits), τ)``, FSGN's Eq. 3-4 and SAPN's Eq. 11-12, as ``ReLU(logits − sigmoid(τ))``.
+
+    For ``p = ReLU(l) ≥ 0``, ``sign(p)·ReLU(|p| − g) = ReLU(p − g)``, and as
+    ``g = sigmoid(τ) > 0``, ``ReLU(ReLU(l) − g) = ReLU(l − g)``: the same
+    values, and the same gradients for ``l`` and τ wherever they are defined
+    (not at ``l = g``). One subtraction and one ReLU instead of a ReLU, a
+    sign, an absolute value, a subtraction, a ReLU and a product, each over
+    the whole ``(B, S, M)`` or ``(B, S, M, E)`` tensor (BENCHMARKS.md). The
+    threshold is negated before it is added: the gradient of a broadcast
+    subtraction negates the whole incoming gradient before summing it down to
+    τ's shape, that of an addition only sums it."""
+    return tf.nn.relu(logits + (-tf.sigmoid(tf.cast(threshold, logits.dtype))))

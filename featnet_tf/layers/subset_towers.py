@@ -39,11 +39,8 @@ class SubsetTowers(keras.layers.Layer):
         norm_epsilon: the variance epsilon of that normalisation.
         kernel_initializer: initializer of every kernel (per tower, so the
             fans are each tower's own; see `stacked`).
-        subset_major: inputs and outputs are ``(S, batch, ...)``, the layout
-            the towers compute in (no transpose on either side).
 
-    Input shape: ``(batch, S, features)``; output ``(batch, S, hidden_units[-1])``
-    (both ``(S, batch, ...)`` with `subset_major`).
+    Input shape: ``(batch, S, features)``; output ``(batch, S, hidden_units[-1])``.
 
     Example:
         >>> SubsetTowers((32, 16))(tf.zeros([4, 10, 256])).shape  # (4, 10, 16)
@@ -57,7 +54,6 @@ class SubsetTowers(keras.layers.Layer):
         normalize_inputs: bool = False,
         norm_epsilon: float = NORM_EPSILON,
         kernel_initializer: Any = "glorot_uniform",
-        subset_major: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,17 +70,14 @@ class SubsetTowers(keras.layers.Layer):
         self.normalize_inputs = bool(normalize_inputs)
         self.norm_epsilon = float(norm_epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.subset_major = bool(subset_major)
         self._activation = keras.activations.get(activation)
         self._dropout = keras.layers.Dropout(dropout) if dropout else None
 
     def build(self, input_shape: tf.TensorShape) -> None:
         input_shape = tf.TensorShape(input_shape)
-        subset_axis = 0 if self.subset_major else 1
-        if input_shape.rank != 3 or input_shape[subset_axis] is None or input_shape[2] is None:
-            layout = "(S, batch, features)" if self.subset_major else "(batch, S, features)"
-            raise ValueError(f"SubsetTowers expects inputs {layout}. Received: {input_shape}")
-        num_towers, width = input_shape[subset_axis], input_shape[2]
+        if input_shape.rank != 3 or input_shape[1] is None or input_shape[2] is None:
+            raise ValueError(f"SubsetTowers expects inputs (batch, S, features). Received: {input_shape}")
+        num_towers, width = input_shape[1], input_shape[2]
         if self.normalize_inputs:
             self.norm_scale = self.add_weight(name="norm_scale", shape=(num_towers, 1, width), initializer="ones")
             self.norm_shift = self.add_weight(name="norm_shift", shape=(num_towers, 1, width), initializer="zeros")
@@ -99,14 +92,14 @@ class SubsetTowers(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        x = inputs if self.subset_major else tf.transpose(inputs, [1, 0, 2])  # (S, batch, features)
+        x = tf.transpose(inputs, [1, 0, 2])  # (S, batch, features)
         if self.normalize_inputs:
             x = standardize(x, self.norm_epsilon) * self.norm_scale + self.norm_shift
         for kernel, bias in zip(self.kernels, self.biases):
             x = self._activation(tf.matmul(x, kernel) + bias)  # Eq. 14 for all towers at once
             if self._dropout is not None:
                 x = self._dropout(x, training=training)
-        return x if self.subset_major else tf.transpose(x, [1, 0, 2])
+        return tf.transpose(x, [1, 0, 2])
 
     def compute_output_shape(self, input_shape):
         return tf.TensorShape(input_shape)[:-1].concatenate([self.hidden_units[-1]])
@@ -120,6 +113,5 @@ class SubsetTowers(keras.layers.Layer):
             normalize_inputs=self.normalize_inputs,
             norm_epsilon=self.norm_epsilon,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            subset_major=self.subset_major,
         )
         return config

@@ -185,7 +185,6 @@ class FeatNet(EmbeddingModel):
             num_subsets,
             expand_ratio,
             initial_threshold=fsgn_initial_threshold,
-            subset_major=True,
             name="subset_generation",
         )
         self.attentive_pruning = SetAttentivePruning(
@@ -195,15 +194,10 @@ class FeatNet(EmbeddingModel):
             scale_scores=scale_scores,
             use_value_projection=use_value_projection,
             use_layer_norm=use_layer_norm,
-            subset_major=True,
             name="attentive_pruning",
         )
         self.towers = SubsetTowers(
-            self.tower_units,
-            dropout=dropout,
-            normalize_inputs=normalize_tower_inputs,
-            subset_major=True,
-            name="towers",
+            self.tower_units, dropout=dropout, normalize_inputs=normalize_tower_inputs, name="towers"
         )
         self.output_layer = keras.layers.Dense(1, name="logit")
         self.dnn = deep_tower(self.dnn_units, self.dropout, self.dnn_batch_norm, name="dnn") if self.dnn_units else None
@@ -220,14 +214,12 @@ class FeatNet(EmbeddingModel):
         x = standardize(embeddings) if self.normalize_embeddings else embeddings
         if self.field_gate is not None:
             x = x * self.field_gate.field_weights(embeddings)[:, :, None]
-        # Subset-major from FSGN to the towers, (S, B, ...): every stage is a
-        # batched matmul over the subsets, with no transpose in between.
         subsets, subset_weights = self.subset_generation(x)  # Eq. 2-5
         interactions, scores = self.attentive_pruning(subsets)  # Eq. 6, 11-13
         rows = interactions.shape[2]  # E (Eq. 13) or M (§2.4)
-        squeezed = tf.reshape(interactions, [self.num_subsets, -1, rows * self.embedding_dim])
-        towers = self.towers(squeezed, training=training)  # Eq. 14, (S, B, units)
-        h = tf.reshape(tf.transpose(towers, [1, 0, 2]), [-1, self.num_subsets * self.tower_units[-1]])
+        squeezed = tf.reshape(interactions, [-1, self.num_subsets, rows * self.embedding_dim])
+        towers = self.towers(squeezed, training=training)  # Eq. 14
+        h = tf.reshape(towers, [-1, self.num_subsets * self.tower_units[-1]])
         logits = self.output_layer(h)  # Eq. 15, before the sigmoid
         if self.dnn is not None:
             num_fields = self.feature_spec.num_fields
