@@ -222,6 +222,35 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(data_dir, tmp_
     np.testing.assert_allclose(histories[0]["val_auc"], histories[1]["val_auc"], rtol=1e-3)
 
 
+@pytest.mark.large
+def test_lazy_adam_and_several_steps_per_execution_train_on_two_replicas(data_dir, tmp_path):
+    """LazyAdam's row updates on mirrored variables, three steps per call, a
+    backup every six steps (two calls), all under MirroredStrategy."""
+    run_dir = tmp_path / "lazy"
+    result = run_train_subprocess(
+        ["--data_dir", data_dir, "--run_dir", str(run_dir), "--no_export", "--strategy", "mirrored"]
+        + ["--logical_cpus", "2"]
+        + TINY
+        + ["--set", "training.optimizer=lazy_adam", "--set", "training.steps_per_execution=3"]
+        + ["--set", "training.epochs=2", "--set", "training.steps_per_epoch=6"]
+        + ["--set", "training.backup_every_steps=6", "--set", "data.batch_size=64"]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(run_dir / "history.json") as stream:
+        history = json.load(stream)
+    assert history["steps"] == 12 and history["replicas"] == 2
+    assert all(np.isfinite(history["history"]["loss"]))
+    assert history["history"]["loss"][1] < history["history"]["loss"][0]
+    assert (
+        train.backup_frequency(
+            experiments.experiment(
+                "featnet", assignments=["training.backup_every_steps=200", "training.steps_per_execution=8"]
+            ).training
+        )
+        == 25
+    )
+
+
 def kill_when(process: subprocess.Popen, ready, what: str, after: float = 0.0, timeout: float = 240) -> None:
     """SIGKILLs `process` `after` seconds once `ready()` holds (a real `kill -9`, mid-stage)."""
     deadline = time.time() + timeout
@@ -267,7 +296,7 @@ def test_a_killed_run_resumes_where_it_was_killed(data_dir, tmp_path):
     assert "starting at step 0" not in third.stdout and "resuming from the backup" not in third.stdout
     with open(run_dir / "history.json") as stream:
         history = json.load(stream)
-    assert history["steps"] == 120, "the resumed run finished the same 2 × 60 steps, not 120 more"
+    assert history["steps"] == 120, "the resumed run finished the same 2 × 60 steps, not more"
     assert saved_model.versions(str(run_dir / "export")) == [1]
     assert not (run_dir / "backup").exists(), "the backup is dropped once training is done"
 
@@ -359,3 +388,5 @@ def test_config_overrides_and_validation(tmp_path):
         experiments.experiment("featnet", assignments=["training.epochs=ten"])
     with pytest.raises(ValueError, match="Unknown experiment 'featnet_mnist'"):
         experiments.experiment("featnet_mnist")
+    with pytest.raises(ValueError, match=r"`training.backup_every_steps` \(15\) must be a multiple of .*\(10\)"):
+        experiments.experiment("featnet", assignments=["training.backup_every_steps=15"])
