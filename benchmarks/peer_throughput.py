@@ -8,14 +8,19 @@ DNN 400×3, DeepFM's dropout 0.5, D = 16, no L2 terms, as ours), fed the very
 ids our `FeatureTransform` produced for the train split (exported once to an
 ``.npz``), `model.fit` with the same batch, Adam and learning rate, also
 timed on its second epoch: the way DeepCTR is used and measured.
+``--dnn_units 256,128 --deepfm_dropout 0`` builds both sides with DeepCTR's
+default DNN instead.
 
-DeepCTR is not a dependency of this project and nothing is installed here:
-give a Python that has it (``pip install deepctr==0.9.4`` into a separate
-virtual environment) as `--peer_python`, or set ``FEATNET_PEER_PYTHON``.
-Without one, only our side is measured and the line says so.
+DeepCTR is not a dependency of this project and nothing is installed into
+its environment: give a Python that has it as `--peer_python`, or set
+``FEATNET_PEER_PYTHON``. DeepCTR 0.9.4 imports TensorFlow's removed
+``tensorflow.python.keras``, so it needs an older TensorFlow in a venv of
+its own. Without one, only our side is measured and the line says so.
 
+    python3.11 -m venv /tmp/deepctr_venv
+    /tmp/deepctr_venv/bin/pip install deepctr==0.9.4 tensorflow==2.12.1
     python benchmarks/peer_throughput.py --data_dir /tmp/frappe_prep \
-        --peer_python ~/venvs/deepctr/bin/python
+        --peer_python /tmp/deepctr_venv/bin/python
 
 One line per model and library, then the ratio ours / DeepCTR's.
 """
@@ -37,15 +42,17 @@ import numpy as np
 
 from featnet_tf import experiments, training
 
+# DeepCTR's class and arguments for each of our models; {dnn} and {dropout}
+# are the DNN widths and dropout both sides are built with.
 PEER_MODELS = {
     "dcnv2": (
         "DCN",
-        "dict(cross_num=3, cross_parameterization='matrix', dnn_hidden_units=(400, 400, 400), dnn_dropout=0.0, "
+        "dict(cross_num=3, cross_parameterization='matrix', dnn_hidden_units={dnn}, dnn_dropout=0.0, "
         "l2_reg_linear=0, l2_reg_embedding=0, l2_reg_cross=0, task='binary')",
     ),
     "deepfm": (
         "DeepFM",
-        "dict(dnn_hidden_units=(400, 400, 400), dnn_dropout=0.5, l2_reg_linear=0, l2_reg_embedding=0, task='binary')",
+        "dict(dnn_hidden_units={dnn}, dnn_dropout={dropout}, l2_reg_linear=0, l2_reg_embedding=0, task='binary')",
     ),
 }
 
@@ -106,6 +113,8 @@ def ours(model: str, args: argparse.Namespace) -> float:
             "training.early_stopping_patience=5",
             f"training.learning_rate={args.learning_rate}",
             f"data.batch_size={args.batch_size}",
+            f"model.hidden_units=[{args.dnn_units}]",
+            *([f"model.dropout={args.deepfm_dropout}"] if model == "deepfm" else []),
             *args.set,
         ):
             command += ["--set", assignment]
@@ -123,7 +132,7 @@ def peer(model: str, args: argparse.Namespace, ids_path: str, sizes: dict[str, i
     model_class, arguments = PEER_MODELS[model]
     script = PEER_SCRIPT.format(
         model_class=model_class,
-        arguments=arguments,
+        arguments=arguments.format(dnn=f"({args.dnn_units},)", dropout=args.deepfm_dropout),
         embedding_dim=16,
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
@@ -159,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", default="dcnv2,deepfm", help=f"of {sorted(PEER_MODELS)}")
     parser.add_argument("--batch_size", type=int, default=1024)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--dnn_units", default="400,400,400", help="the DNN widths of both sides (ours: the paper's)")
+    parser.add_argument("--deepfm_dropout", type=float, default=0.5, help="DeepFM's DNN dropout on both sides")
     parser.add_argument("--set", action="append", default=[], help="an override of our runs, e.g. data.cache=none")
     args = parser.parse_args(argv)
     why_not = check_peer_python(args.peer_python) if args.peer_python else "no --peer_python given"
