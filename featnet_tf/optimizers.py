@@ -69,16 +69,16 @@ class FusedAdam(keras.optimizers.Adam):
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
-class LazyAdam(keras.optimizers.Adam):
+class LazyAdam(FusedAdam):
     """Adam whose sparse (embedding) updates touch only the rows of the batch.
 
-    Dense gradients get exactly `keras.optimizers.Adam`'s update. For a
+    Dense gradients get `FusedAdam`'s update (Keras' Adam). For a
     sparse gradient ``g`` of rows ``R`` (duplicates already summed by the
     base optimizer), only those rows change::
 
         m[R] ← β₁·m[R] + (1 − β₁)·g
         v[R] ← β₂·v[R] + (1 − β₂)·g²
-        θ[R] ← θ[R] − α_t · m[R] / (√v[R] + ε̂)
+        θ[R] ← θ[R] − α_t · m[R] / (√v[R] + ε)
 
     with Adam's bias-corrected step ``α_t = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)`` of the
     global step ``t``. Rows a batch did not read keep their moments and their
@@ -86,13 +86,8 @@ class LazyAdam(keras.optimizers.Adam):
     stale first moment: the two differ by design (BENCHMARKS.md has what it
     does to AUC). The cost of a step no longer grows with the table.
 
-    `amsgrad` is not supported (its running maximum is a whole-table pass).
+    `amsgrad` and `adaptive_epsilon` are not supported, as in `FusedAdam`.
     """
-
-    def __init__(self, *args, **kwargs) -> None:
-        if kwargs.get("amsgrad"):
-            raise ValueError("LazyAdam does not support `amsgrad=True`; use keras.optimizers.Adam.")
-        super().__init__(*args, **kwargs)
 
     def update_step(self, gradient, variable):
         if not isinstance(gradient, tf.IndexedSlices):
@@ -103,7 +98,6 @@ class LazyAdam(keras.optimizers.Adam):
         beta_2 = tf.cast(self.beta_2, dtype)
         beta_1_power, beta_2_power = tf.pow(beta_1, step), tf.pow(beta_2, step)
         alpha = tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        epsilon = self.epsilon * tf.sqrt(1 - beta_2_power) if self.adaptive_epsilon else self.epsilon
 
         index = self._index_dict[self._var_key(variable)]
         m, v = self._momentums[index], self._velocities[index]
@@ -112,7 +106,7 @@ class LazyAdam(keras.optimizers.Adam):
         v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(values)
         m.scatter_update(tf.IndexedSlices(m_rows, rows))
         v.scatter_update(tf.IndexedSlices(v_rows, rows))
-        variable.scatter_sub(tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + epsilon), rows))
+        variable.scatter_sub(tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
 
 
 def build_optimizer(name: str, learning_rate) -> keras.optimizers.Optimizer:
