@@ -39,6 +39,7 @@ import sys
 import tempfile
 
 import numpy as np
+from train_throughput import train_history  # benchmarks/, on the path of a script run from it
 
 from featnet_tf import experiments, training
 
@@ -104,25 +105,16 @@ def export_train_ids(data_dir: str, path: str) -> dict[str, int]:
 
 
 def ours(model: str, args: argparse.Namespace) -> float:
-    with tempfile.TemporaryDirectory() as run_dir:
-        command = [sys.executable, "-m", "featnet_tf.train", "--experiment", model, "--data_dir", args.data_dir]
-        command += ["--run_dir", os.path.join(run_dir, "run"), "--no_export", "--strategy", "one_device"]
-        for assignment in (
-            "training.epochs=2",
-            "training.validation_steps=1",
-            "training.early_stopping_patience=5",
-            f"training.learning_rate={args.learning_rate}",
-            f"data.batch_size={args.batch_size}",
-            f"model.hidden_units=[{args.dnn_units}]",
-            *([f"model.dropout={args.deepfm_dropout}"] if model == "deepfm" else []),
-            *args.set,
-        ):
-            command += ["--set", assignment]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode:
-            raise SystemExit(result.stderr[-3000:])
-        with open(os.path.join(run_dir, "run", training.HISTORY_FILE)) as stream:
-            history = json.load(stream)
+    flags = ["--strategy", "one_device"]
+    for assignment in (
+        f"training.learning_rate={args.learning_rate}",
+        f"data.batch_size={args.batch_size}",
+        f"model.hidden_units=[{args.dnn_units}]",
+        *([f"model.dropout={args.deepfm_dropout}"] if model == "deepfm" else []),
+        *args.set,
+    ):
+        flags += ["--set", assignment]
+    history = train_history(args.data_dir, model, flags)  # whole epochs
     with open(os.path.join(args.data_dir, "statistics.json")) as stream:
         rows = json.load(stream)["splits"]["train"]["rows"]
     return rows / history["epoch_train_seconds"][1]

@@ -58,17 +58,20 @@ def parse_variant(text: str) -> tuple[str, str | None, list[str]]:
     return label, source or None, [item for item in overrides.split(",") if item]
 
 
-def measure(args: argparse.Namespace, experiment: str, flags: list[str], source: str | None) -> dict:
+def train_history(
+    data_dir: str, experiment: str, flags: list[str], steps_per_epoch: int | None = None, source: str | None = None
+) -> dict:
+    """``history.json`` of a two-epoch `featnet_tf.train` run in a subprocess
+    (one validation batch, no early stop, no export), from this checkout or
+    the one at `source`; `flags` are more command-line arguments."""
     with tempfile.TemporaryDirectory() as run_dir:
         command = [sys.executable, "-m", "featnet_tf.train", "--experiment", experiment]
-        command += ["--data_dir", os.path.abspath(args.data_dir), "--run_dir", os.path.join(run_dir, "run")]
+        command += ["--data_dir", os.path.abspath(data_dir), "--run_dir", os.path.join(run_dir, "run")]
         command += ["--no_export"]
-        for assignment in (
-            "training.epochs=2",
-            f"training.steps_per_epoch={args.steps}",
-            "training.validation_steps=1",
-            "training.early_stopping_patience=5",
-        ):
+        assignments = ["training.epochs=2", "training.validation_steps=1", "training.early_stopping_patience=5"]
+        if steps_per_epoch:
+            assignments.append(f"training.steps_per_epoch={steps_per_epoch}")
+        for assignment in assignments:
             command += ["--set", assignment]
         environment = dict(os.environ)
         if source:  # the other checkout's package first on the path, not this one's
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             measured: list[tuple[str, float]] = []
             for label, source, overrides in variants:
                 flags = SETTINGS[setting] + [item for override in overrides for item in ("--set", override)]
-                history = measure(args, experiment, flags, source)
+                history = train_history(args.data_dir, experiment, flags, args.steps, source)
                 seconds = history["epoch_train_seconds"][1]
                 rate = args.steps * history["global_batch_size"] / seconds
                 measured.append((label, rate))

@@ -87,11 +87,13 @@ class Run:
                 seed=kwargs.get("seed", 0),
                 drop_remainder=kwargs.get("drop_remainder", False),
             )
+        return self.streamed(split, batch_size, **kwargs).prefetch(tf.data.AUTOTUNE)
+
+    def streamed(self, split: str, batch_size: int, **kwargs: Any) -> tf.data.Dataset:
+        """The split's TFRecords read, parsed and run through the transform."""
         transform = self.transform
         dataset = make_dataset(self.config.data.data_dir, split, batch_size, spec=self.spec, **kwargs)
-        return dataset.map(
-            lambda features, labels: (transform(features), labels), num_parallel_calls=tf.data.AUTOTUNE
-        ).prefetch(tf.data.AUTOTUNE)
+        return dataset.map(lambda features, labels: (transform(features), labels), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def should_cache(run: Run, split: str) -> bool:
@@ -128,12 +130,7 @@ class InMemoryIds:
 
     @classmethod
     def build(cls, run: Run, split: str, read_batch: int = 8192) -> "InMemoryIds":
-        transform = run.transform
-        batches = make_dataset(run.config.data.data_dir, split, read_batch, spec=run.spec, shuffle=False)
-        batches = batches.map(
-            lambda features, labels: (transform(features), labels), num_parallel_calls=tf.data.AUTOTUNE
-        )
-        parts = list(batches)
+        parts = list(run.streamed(split, read_batch, shuffle=False))
         if not parts:
             raise ValueError(f"The {split} split of {run.config.data.data_dir} holds no rows.")
         ids = {name: tf.concat([part[0][name] for part in parts], axis=0) for name in parts[0][0]}
