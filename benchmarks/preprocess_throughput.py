@@ -1,24 +1,45 @@
-"""Rows per second of `pipelines.preprocess` on the DirectRunner, beside the floor.
+"""Rows per second and peak memory of `pipelines.preprocess`, beside the floor.
 
-Synthesizes N Criteo-format rows (once; reused when the file exists), then in
-the same run times (1) a plain single-process Python pass that only reads the
-file and assigns every row its split, and (2) the full preprocessing
-pipeline on the DirectRunner. One line per measurement.
+For each row count, synthesizes that many Criteo-format rows (once; reused
+when the file exists), then in the same run times (1) a plain single-process
+Python pass that only reads the file and assigns every row its hash split
+(the floor), and (2) `pipelines.preprocess` on the DirectRunner, once per
+checkout given (``--variant LABEL@DIR``; the working tree by default), each in
+a fresh process that reports the pipeline's wall time (imports excluded) and
+its peak resident memory. One line per measurement, with the ratio to the
+floor and to the first variant.
 
-    python benchmarks/preprocess_throughput.py --rows 1000000 --work_dir /tmp/featnet_bench
+    python benchmarks/preprocess_throughput.py --rows 1000000,4000000 --work_dir /tmp/featnet_bench \\
+        --variant before@/tmp/before --variant after@.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 
-from pipelines import preprocess, synthesize
+from pipelines import synthesize
 from pipelines.splits import assign_split, split_thresholds
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Runs in a fresh interpreter in the checkout under test: its pipelines, this venv.
+CHILD = """
+import json, resource, sys, time
+from pipelines import preprocess
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+preprocess.run(sys.argv[1:])
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("RESULT " + json.dumps({"seconds": seconds, "rss_after_imports_mb": before / 1024, "peak_rss_mb": peak / 1024}))
+"""
 
 
 def plain_pass(path: str) -> collections.Counter:
@@ -30,37 +51,64 @@ def plain_pass(path: str) -> collections.Counter:
     return counts
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--work_dir", default="/tmp/featnet_bench")
-    args, beam_args = parser.parse_known_args(argv)
-    os.makedirs(args.work_dir, exist_ok=True)
-    raw = os.path.join(args.work_dir, f"criteo_{args.rows}.tsv")
+def run_child(checkout: str, code: str, argv: list[str]) -> dict:
+    """Runs `code` with `argv` in a fresh interpreter whose imports resolve in `checkout`."""
+    environment = dict(os.environ, PYTHONPATH=checkout)
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *argv], cwd=checkout, env=environment, capture_output=True, text=True
+    )
+    for line in completed.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(f"the run in {checkout} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
+
+
+def parse_variants(values: list[str] | None) -> list[tuple[str, str]]:
+    variants = []
+    for value in values or ["current@."]:
+        label, _, directory = value.partition("@")
+        variants.append((label, os.path.abspath(directory or REPO)))
+    return variants
+
+
+def ensure_input(rows: int, work_dir: str) -> str:
+    raw = os.path.join(work_dir, f"criteo_{rows}.tsv")
     if not os.path.exists(raw):
         start = time.perf_counter()
-        synthesize.main(["--rows", str(args.rows), "--output", raw])
-        print(f"synthesize: {time.perf_counter() - start:.1f} s")
+        synthesize.main(["--rows", str(rows), "--output", raw])
+        print(f"synthesize {rows:,} rows: {time.perf_counter() - start:.1f} s", flush=True)
+    return raw
 
-    start = time.perf_counter()
-    counts = plain_pass(raw)
-    seconds = time.perf_counter() - start
-    print(
-        f"plain Python read+split: {sum(counts.values())} rows in {seconds:.1f} s = "
-        f"{sum(counts.values()) / seconds:,.0f} rows/s",
-        flush=True,
-    )
 
-    output = os.path.join(args.work_dir, "prep")
-    shutil.rmtree(output, ignore_errors=True)
-    start = time.perf_counter()
-    preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", output, "--runner=DirectRunner"] + beam_args)
-    seconds = time.perf_counter() - start
-    print(
-        f"pipelines.preprocess (DirectRunner {' '.join(beam_args)}): {args.rows} rows in {seconds:.1f} s = "
-        f"{args.rows / seconds:,.0f} rows/s",
-        flush=True,
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="1000000", help="comma-separated row counts")
+    parser.add_argument("--work_dir", default="/tmp/featnet_bench")
+    parser.add_argument("--variant", action="append", help="LABEL@DIR: a checkout to time (repeatable)")
+    args, beam_args = parser.parse_known_args(argv)
+    os.makedirs(args.work_dir, exist_ok=True)
+    variants = parse_variants(args.variant)
+    for rows in (int(value) for value in args.rows.split(",")):
+        raw = ensure_input(rows, args.work_dir)
+        start = time.perf_counter()
+        counts = plain_pass(raw)
+        floor = sum(counts.values()) / (time.perf_counter() - start)
+        print(f"[{rows:,} rows] plain Python read+split (the floor): {floor:,.0f} rows/s", flush=True)
+        reference = None
+        for label, checkout in variants:
+            output = os.path.join(args.work_dir, f"prep_{label}")
+            shutil.rmtree(output, ignore_errors=True)
+            argv_child = ["--input", raw, "--format", "criteo", "--output_dir", output, "--runner=DirectRunner"]
+            result = run_child(checkout, CHILD, argv_child + beam_args)
+            shutil.rmtree(output, ignore_errors=True)
+            rate = rows / result["seconds"]
+            reference = reference or rate
+            print(
+                f"[{rows:,} rows] pipelines.preprocess {label} ({checkout}): {result['seconds']:.1f} s = "
+                f"{rate:,.0f} rows/s, {rate / floor:.1%} of the floor, {rate / reference:.2f}x the first; "
+                f"peak RSS {result['peak_rss_mb']:,.0f} MB ({result['rss_after_imports_mb']:,.0f} MB after imports)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

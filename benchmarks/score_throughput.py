@@ -1,13 +1,17 @@
-"""Rows per second of `pipelines.score` on the DirectRunner, beside plain loops.
+"""Rows per second and peak memory of `pipelines.score`, beside the model's own rate.
 
 In the same run, on the same raw Criteo-format file and SavedModel, with the
-same batch size: (1) the Beam pipeline (parse, encode, RunInference, write
-CSV); (2) a plain in-process loop that parses the same lines, builds the same
-`tf.train.Example`s and calls the SavedModel per batch; (3) the SavedModel
-calls alone on pre-serialized batches (the model's own floor). One line each.
+same batch size: (1) the SavedModel's `serving_default` calls alone on
+pre-serialized batches of the first ``--floor_rows`` rows (the model's own
+rate, the reference), and its `predict_raw` calls alone on the same rows
+pre-parsed; (2) `pipelines.score` on the DirectRunner (read, parse,
+RunInference, write CSV) for each checkout given (``--variant LABEL@DIR``;
+the working tree by default), each in a fresh process that reports the
+pipeline's wall time (imports excluded) and its peak resident memory. One
+line per measurement, with the ratio to the model's own rate.
 
-    python benchmarks/score_throughput.py --model demo_output/run/export \
-        --input /tmp/featnet_bench/criteo_1000000.tsv --batch_size 1024
+    python benchmarks/score_throughput.py --model demo_output/run/export \\
+        --input /tmp/featnet_bench/criteo_1000000.tsv --batch_size 1024 --variant before@/tmp/before --variant after@.
 """
 
 from __future__ import annotations
@@ -20,33 +24,82 @@ import tempfile
 import time
 
 import tensorflow as tf
+from preprocess_throughput import parse_variants, run_child  # benchmarks/, on the path of a script run from it
 
 from featnet_tf.saved_model import latest_version_dir
 from pipelines import examples, score
+from pipelines.batches import BatchParser
 from pipelines.formats import criteo_spec
 from pipelines.rows import RowParser
 from pipelines.splits import FixedSplit
+
+CHILD = """
+import json, resource, sys, time
+from pipelines import score
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+score.run(sys.argv[1:])
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("RESULT " + json.dumps({"seconds": seconds, "rss_after_imports_mb": before / 1024, "peak_rss_mb": peak / 1024}))
+"""
+
+
+def model_rates(export_dir: str, path: str, rows: int, batch_size: int) -> tuple[float, float]:
+    """Rows/s of `serving_default` on pre-serialized batches and of
+    `predict_raw` on pre-parsed ones, over the file's first `rows` rows."""
+    spec = criteo_spec()
+    parser = RowParser(spec, "criteo", FixedSplit("test"))
+    with open(path, "rb") as stream:
+        lines = [line for _, line in zip(range(rows), stream)]
+    batch_parser = BatchParser(parser)
+    batches = [
+        batch_parser.parse(lines[begin : begin + batch_size], parser.columns(None), path, begin + 1, begin)[0]
+        for begin in range(0, len(lines), batch_size)
+    ]
+    serialized = [examples.encode_batch(spec, batch.values, None).to_pylist() for batch in batches]
+    raw = [score.raw_inputs(spec, batch) for batch in batches]
+    model = tf.saved_model.load(export_dir)
+    serve, predict_raw = model.signatures["serving_default"], model.signatures["predict_raw"]
+    serve(examples=tf.constant(serialized[0]))  # warm-up
+    start = time.perf_counter()
+    for batch in serialized:
+        serve(examples=tf.constant(batch))["probability"].numpy()
+    serving_rate = len(lines) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for inputs in raw:
+        predict_raw(**{name: tf.constant(value) for name, value in inputs.items()})["probability"].numpy()
+    raw_rate = len(lines) / (time.perf_counter() - start)
+    return serving_rate, raw_rate
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--input", required=True)
+    parser.add_argument(
+        "--input", required=True, help="a Criteo-format file (benchmarks/preprocess_throughput.py makes one)"
+    )
     parser.add_argument("--batch_size", type=int, default=1024)
+    parser.add_argument("--floor_rows", type=int, default=200_000, help="rows for the model-alone rates")
+    parser.add_argument("--variant", action="append", help="LABEL@DIR: a checkout to time (repeatable)")
     args = parser.parse_args(argv)
     export_dir = latest_version_dir(args.model)
-    with open(args.input, encoding="utf-8") as stream:
-        lines = stream.read().splitlines()
-    rows = len(lines)
+    with open(args.input, "rb") as stream:
+        rows = sum(1 for _ in stream)
 
-    output = tempfile.mkdtemp()
-    start = time.perf_counter()
-    score.run(
-        [
+    serving_rate, raw_rate = model_rates(export_dir, args.input, args.floor_rows, args.batch_size)
+    print(
+        f"SavedModel serving_default alone on pre-serialized batches of {args.batch_size}: {serving_rate:,.0f} rows/s "
+        f"(the reference); predict_raw alone on pre-parsed batches: {raw_rate:,.0f} rows/s",
+        flush=True,
+    )
+    for label, checkout in parse_variants(args.variant):
+        output = tempfile.mkdtemp()
+        argv_child = [
             "--model",
-            export_dir,
+            os.path.abspath(export_dir),
             "--input",
-            args.input,
+            os.path.abspath(args.input),
             "--format",
             "criteo",
             "--output",
@@ -55,43 +108,15 @@ def main(argv: list[str] | None = None) -> None:
             str(args.batch_size),
             "--runner=DirectRunner",
         ]
-    )
-    seconds = time.perf_counter() - start
-    shutil.rmtree(output)
-    print(
-        f"pipelines.score (DirectRunner): {rows:,} rows in {seconds:.1f} s = {rows / seconds:,.0f} rows/s", flush=True
-    )
-
-    spec = criteo_spec()
-    row_parser = RowParser(spec, "criteo", FixedSplit("test"))
-    columns = row_parser.columns(None)
-    encoder = examples.ExampleEncoder(spec)
-    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
-    start = time.perf_counter()
-    serialized_batches = []
-    for begin in range(0, rows, args.batch_size):
-        batch = [
-            encoder.encode(
-                row_parser.parse(line, columns, args.input, begin + i + 1, begin + i).values, None
-            ).SerializeToString()
-            for i, line in enumerate(lines[begin : begin + args.batch_size])
-        ]
-        serialized_batches.append(batch)
-        serve(examples=tf.constant(batch))["probability"].numpy()
-    seconds = time.perf_counter() - start
-    print(
-        f"plain loop (parse + encode + SavedModel per batch of {args.batch_size}): {rows / seconds:,.0f} rows/s",
-        flush=True,
-    )
-
-    start = time.perf_counter()
-    for batch in serialized_batches:
-        serve(examples=tf.constant(batch))["probability"].numpy()
-    seconds = time.perf_counter() - start
-    print(
-        f"SavedModel calls alone on pre-serialized batches of {args.batch_size}: {rows / seconds:,.0f} rows/s",
-        flush=True,
-    )
+        result = run_child(checkout, CHILD, argv_child)
+        shutil.rmtree(output)
+        rate = rows / result["seconds"]
+        print(
+            f"pipelines.score {label} ({checkout}): {rows:,} rows in {result['seconds']:.1f} s = {rate:,.0f} rows/s, "
+            f"{rate / serving_rate:.0%} of serving_default alone; peak RSS {result['peak_rss_mb']:,.0f} MB "
+            f"({result['rss_after_imports_mb']:,.0f} MB after imports)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -97,12 +97,15 @@ class Format:
         derived_fields: fields that are not raw columns but computed by
             `derive` from them (they need no column in the file).
         derive: raw cells by column → the derived (or rewritten) cells.
+        derive_from: the one raw column `derive` reads, so that a batch of
+            rows is derived once per distinct value of it.
     """
 
     name: str
     spec_builder: Callable[..., FeatureSpec] | None = None
     derived_fields: tuple[str, ...] = ()
     derive: Callable[[Mapping[str, str]], dict[str, str]] | None = None
+    derive_from: tuple[str, ...] = ()
 
     def spec(self, spec: FeatureSpec | None = None, min_count: int | None = None) -> FeatureSpec:
         """The given spec (an override), or the format's own; it must describe its raw files."""
@@ -121,7 +124,9 @@ class Format:
 
 FORMATS: dict[str, Format] = {
     "criteo": Format("criteo", criteo_spec),
-    "avazu": Format("avazu", avazu_spec, derived_fields=("weekday", "weekend"), derive=derive_avazu_time),
+    "avazu": Format(
+        "avazu", avazu_spec, derived_fields=("weekday", "weekend"), derive=derive_avazu_time, derive_from=("hour",)
+    ),
     "csv": Format("csv"),
 }
 

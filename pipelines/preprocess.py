@@ -54,12 +54,14 @@ from pipelines.formats import FORMATS, spec_for_format
 from pipelines.rows import RowParser
 from pipelines.splits import ColumnSplit, FixedSplit, HashSplit, IndexSplit, read_index_file
 from pipelines.transforms import (
+    BatchStatisticsFn,
     BuildVocabularies,
+    CountTokensFn,
     InputFileError,
     ReadSources,
-    RowStatisticsFn,
+    SumTokenCounts,
     WriteDeadLetter,
-    WriteSplit,
+    WriteSplits,
     check_inputs_exist,
     counters,
     summarize,
@@ -118,26 +120,33 @@ def build_pipeline(
     output_dir: str,
     num_shards: int,
 ) -> None:
-    """Adds every step of the preprocessing to `pipeline`."""
+    """Adds every step of the preprocessing to `pipeline`.
+
+    One pass over the rows, in `RowBatch`es: token counts (per split and
+    field), row statistics and the split's examples are all computed from the
+    same batches as they stream past; the vocabularies and the OOV rates then
+    come from the token counts alone, so nothing waits on the rows.
+    """
     vocabulary_dir = prepared_data.path(output_dir, prepared_data.VOCABULARY_DIR)
-    rows, dead_letters = pipeline | "Read" >> ReadSources(sources)
+    batches, dead_letters = pipeline | "Read" >> ReadSources(sources)
     _ = dead_letters | "DeadLetter" >> WriteDeadLetter(
         prepared_data.path(output_dir, prepared_data.DEAD_LETTER_DIR, "part")
     )
-    vocabularies = rows | "BuildVocabularies" >> BuildVocabularies(spec)
+    token_counts = (
+        batches
+        | "CountTokens" >> beam.ParDo(CountTokensFn(spec))
+        | "SumTokenCounts" >> beam.CombinePerKey(SumTokenCounts())
+    )
+    vocabularies, oov_counts = token_counts | "BuildVocabularies" >> BuildVocabularies(spec)
     vocabulary_summary = (
         vocabularies
         | "WriteVocabularies" >> beam.Map(write_vocabulary, vocabulary_dir)
         | "AllVocabularies" >> beam.combiners.ToList()
     )
-    vocabulary_sets = (
-        vocabularies
-        | "AsSets" >> beam.Map(lambda item: (item[0], frozenset(item[1])))
-        | "VocabularyDict" >> beam.combiners.ToDict()
-    )
+    row_counts = batches | "RowStatistics" >> beam.ParDo(BatchStatisticsFn(spec))
     split_counts = (
-        rows
-        | "RowStatistics" >> beam.ParDo(RowStatisticsFn(spec), beam.pvalue.AsSingleton(vocabulary_sets))
+        (row_counts, oov_counts)
+        | "AllCounts" >> beam.Flatten()
         | "SumPerSplit" >> beam.CombinePerKey(lambda arrays: np.sum(list(arrays), axis=0))
         | "SplitCountsDict" >> beam.combiners.ToDict()
     )
@@ -169,9 +178,7 @@ def build_pipeline(
             beam.pvalue.AsSingleton(vocabulary_summary),
         )
     )
-    by_split = rows | "PartitionBySplit" >> beam.Partition(lambda row, _: SPLITS.index(row.split), len(SPLITS))
-    for split, split_rows in zip(SPLITS, by_split):
-        _ = split_rows | f"Write{split.capitalize()}" >> WriteSplit(spec, split, output_dir, num_shards)
+    _ = batches | "WriteSplits" >> WriteSplits(spec, output_dir, num_shards)
 
 
 def count_data_rows(path: str, header: bool) -> int:

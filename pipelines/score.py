@@ -1,9 +1,11 @@
 """`python -m pipelines.score`: batch CTR predictions through Apache Beam.
 
 Reads raw rows in the formats of `pipelines.preprocess` (or its TFRecords),
-runs an exported SavedModel's `serving_default` signature with Beam's
-`RunInference` (the model is loaded once per worker and rows are batched),
-and writes one prediction per input row with its row key: the format's id
+a batch of ``--batch_size`` rows at a time, and scores each batch with Beam's
+`RunInference` (the model is loaded once per worker): raw rows are parsed
+into columns (`pipelines.batches`) and fed straight to the SavedModel's
+`predict_raw` signature, TFRecords go to `serving_default`. It writes one
+prediction per input row with its row key: the format's id
 column (Avazu's ``id``, ``--key_column``) or ``file:line`` (``file:record``
 for TFRecords). The SavedModel is the one TF Serving answers online with, on
 the same raw values, so batch and online predictions agree.
@@ -31,18 +33,20 @@ import sys
 from typing import Any, Iterable, Sequence
 
 import apache_beam as beam
-import pyarrow
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from featnet_tf.features import FeatureSpec
 from featnet_tf.saved_model import latest_version_dir
-from pipelines import examples as examples_lib
 from pipelines import staging, transforms
+from pipelines.batches import RowBatch
 from pipelines.formats import FORMATS, spec_for_format
-from pipelines.rows import Row, RowParser
+from pipelines.rows import RowParser
 from pipelines.splits import FixedSplit
 
 COUNTER_NAMESPACE = "featnet_tf.score"
@@ -50,40 +54,96 @@ OUTPUT_FORMATS = ("csv", "tfrecord", "parquet")
 DEAD_LETTER_SUFFIX = "-dead_letter"
 
 
-class SavedModelExamplesHandler(ModelHandler):
-    """RunInference handler: serialized `tf.train.Example`s → probabilities
-    from a SavedModel's Predict signature (input ``examples``, output
-    ``probability``)."""
+@dataclasses.dataclass
+class ExamplesBatch:
+    """Serialized `tf.train.Example`s of one TFRecord file, with their keys."""
 
-    def __init__(self, export_dir: str, batch_size: int = 1024, signature: str = "serving_default") -> None:
+    keys: list[str]
+    examples: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def raw_inputs(spec: FeatureSpec, batch: RowBatch) -> dict[str, np.ndarray]:
+    """A batch's parsed columns as the SavedModel's `predict_raw` inputs:
+    strings for categoricals, float32 with NaN for missing numerics,
+    ""-padded (rows, longest) strings for multi-hot, (rows, dimension)
+    floats with the field's default for missing dense vectors."""
+    inputs = {}
+    for field in spec.fields:
+        values = batch.values[field.name]
+        kind = field.field_kind
+        if kind.raw_dtype == "string" and not kind.multivalued:
+            inputs[field.name] = np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
+        elif kind.raw_dtype == "string":
+            lengths = pc.list_value_length(values).to_numpy()
+            padded = np.full((len(values), max(int(lengths.max(initial=0)), 1)), "", dtype=object)
+            rows = np.repeat(np.arange(len(values)), lengths)
+            starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+            padded[rows, np.arange(lengths.sum()) - starts] = pc.list_flatten(values).to_numpy(zero_copy_only=False)
+            inputs[field.name] = padded
+        elif kind.multivalued:
+            filled = values.fill_null(pa.scalar([field.default] * field.dimension, values.type))
+            inputs[field.name] = pc.list_flatten(filled).to_numpy().astype(np.float32).reshape(-1, field.dimension)
+        else:
+            inputs[field.name] = values.fill_null(np.nan).to_numpy().astype(np.float32)
+    return inputs
+
+
+class SavedModelBatchHandler(ModelHandler):
+    """RunInference handler for whole batches, one model call each: a
+    `RowBatch` of parsed raw rows goes to the SavedModel's `predict_raw`
+    signature (no `tf.train.Example` in between), an `ExamplesBatch` to
+    `serving_default`. The inference of an element is its probabilities."""
+
+    def __init__(self, export_dir: str, spec: FeatureSpec | None = None) -> None:
         self.export_dir = export_dir
-        self.batch_size = batch_size
-        self.signature = signature
+        self.spec = spec
 
     def load_model(self):
         import tensorflow as tf
 
-        return tf.saved_model.load(self.export_dir).signatures[self.signature]
+        return tf.saved_model.load(self.export_dir)
 
-    def run_inference(self, batch: Sequence[bytes], model, inference_args=None) -> Iterable[PredictionResult]:
+    def run_inference(self, batch: Sequence[Any], model, inference_args=None) -> Iterable[PredictionResult]:
         import tensorflow as tf
 
-        probabilities = model(examples=tf.constant(list(batch), dtype=tf.string))["probability"].numpy()
-        return [PredictionResult(None, float(probability)) for probability in probabilities]
+        results = []
+        for element in batch:
+            if isinstance(element, ExamplesBatch):
+                outputs = model.signatures["serving_default"](examples=tf.constant(element.examples, dtype=tf.string))
+            else:
+                inputs = raw_inputs(self.spec, element)
+                outputs = model.signatures["predict_raw"](
+                    **{name: tf.constant(value) for name, value in inputs.items()}
+                )
+            results.append(PredictionResult(element, outputs["probability"].numpy()))
+        return results
+
+    def get_num_bytes(self, batch: Sequence[Any]) -> int:
+        return sum(
+            sum(len(example) for example in element.examples)
+            if isinstance(element, ExamplesBatch)
+            else sum(array.nbytes for array in element.values.values())
+            for element in batch
+        )
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
-        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+        return {"min_batch_size": 1, "max_batch_size": 1}  # each element is a batch already
 
     def get_metrics_namespace(self) -> str:
         return COUNTER_NAMESPACE
 
 
 class KeyedTFRecordsFn(beam.DoFn):
-    """(``file:record``, serialized example) of every record of a TFRecord
-    file; a record that is not a `tf.train.Example` goes to the dead letter,
-    a file that cannot be read to its end fails the run, naming it."""
+    """`ExamplesBatch`es of up to `batch_size` records of a TFRecord file,
+    keyed ``file:record``; a record that is not a `tf.train.Example` goes to
+    the dead letter, a file that cannot be read to its end fails the run,
+    naming it."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
         self.rows_in = transforms.counter("rows_in")
         self.rows_dead = transforms.counter("rows_dead_lettered")
 
@@ -94,6 +154,7 @@ class KeyedTFRecordsFn(beam.DoFn):
         path = readable.metadata.path
         compression = "GZIP" if path.endswith(".gz") else ""
         index = 0
+        batch = ExamplesBatch([], [])
         try:
             for index, record in enumerate(
                 tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator(), start=1
@@ -113,50 +174,60 @@ class KeyedTFRecordsFn(beam.DoFn):
                         },
                     )
                     continue
-                yield f"{path}:{index}", record
+                batch.keys.append(f"{path}:{index}")
+                batch.examples.append(record)
+                if len(batch) == self.batch_size:
+                    yield batch
+                    batch = ExamplesBatch([], [])
         except tf.errors.OpError as error:
             raise transforms.InputFileError(
                 f"{path} cannot be read after record {index}: {error.message.strip().splitlines()[-1]}"
             ) from None
+        if len(batch):
+            yield batch
 
 
-class EncodeRows(beam.DoFn):
-    """A parsed raw row → (key, serialized raw-value example)."""
-
-    def __init__(self, spec: FeatureSpec) -> None:
-        self.encoder = examples_lib.ExampleEncoder(spec)
-
-    def process(self, row: Row) -> Iterable[tuple[str, bytes]]:
-        yield row.key, self.encoder.encode(row.values, None).SerializeToString()
+def batch_keys(element: Any) -> list[str]:
+    if isinstance(element, ExamplesBatch):
+        return element.keys
+    return element.row_keys().to_pylist()
 
 
 def write_predictions(predictions, output: str, output_format: str):
+    """Writes ``(keys, probabilities)`` batches as CSV, TFRecord or Parquet."""
     if output_format == "csv":
         return (
             predictions
-            | "ToCsv" >> beam.Map(lambda item: f"{json.dumps(item[0])},{item[1]!r}")
+            | "ToCsv"
+            >> beam.Map(
+                lambda item: "\n".join(
+                    f"{json.dumps(key)},{probability!r}" for key, probability in zip(item[0], item[1].tolist())
+                )
+            )
             | "WriteCsv" >> beam.io.WriteToText(output, file_name_suffix=".csv", header="key,probability")
         )
     if output_format == "tfrecord":
 
-        def to_example(item):
+        def to_examples(item):
             from tensorflow.core.example import example_pb2
 
-            example = example_pb2.Example()
-            example.features.feature["key"].bytes_list.value.append(item[0].encode("utf-8"))
-            example.features.feature["probability"].float_list.value.append(item[1])
-            return example.SerializeToString()
+            for key, probability in zip(item[0], item[1].tolist()):
+                example = example_pb2.Example()
+                example.features.feature["key"].bytes_list.value.append(key.encode("utf-8"))
+                example.features.feature["probability"].float_list.value.append(probability)
+                yield example.SerializeToString()
 
         return (
             predictions
-            | "ToExample" >> beam.Map(to_example)
+            | "ToExamples" >> beam.FlatMap(to_examples)
             | "WriteTFRecord" >> beam.io.WriteToTFRecord(output, file_name_suffix=".tfrecord")
         )
-    schema = pyarrow.schema([("key", pyarrow.string()), ("probability", pyarrow.float64())])
+    schema = pa.schema([("key", pa.string()), ("probability", pa.float64())])
     return (
         predictions
-        | "ToRecord" >> beam.Map(lambda item: {"key": item[0], "probability": item[1]})
-        | "WriteParquet" >> beam.io.WriteToParquet(output, schema, file_name_suffix=".parquet")
+        | "ToTable"
+        >> beam.Map(lambda item: pa.table({"key": item[0], "probability": item[1].astype(np.float64)}, schema=schema))
+        | "WriteParquet" >> beam.io.WriteToParquetBatched(output, schema, file_name_suffix=".parquet")
     )
 
 
@@ -201,33 +272,33 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
     staged = staging.staging_prefix(args.output)
     pipeline = beam.Pipeline(options=options)
     if args.format == "tfrecord":
+        spec = None
         read = (
             pipeline
             | "Patterns" >> beam.Create(args.input)
             | "MatchFiles" >> fileio.MatchAll()
             | "ReadMatches" >> fileio.ReadMatches(compression=CompressionTypes.UNCOMPRESSED)
-            | "ReadRecords" >> beam.ParDo(KeyedTFRecordsFn()).with_outputs(transforms.DEAD_LETTER, main="rows")
+            | "ReadRecords"
+            >> beam.ParDo(KeyedTFRecordsFn(args.batch_size)).with_outputs(transforms.DEAD_LETTER, main="rows")
         )
-        keyed = read.rows
     else:
         spec = spec_for_format(args.format, FeatureSpec.load(args.spec) if args.spec else None)
         if args.key_column:
             spec = dataclasses.replace(spec, input_format=dataclasses.replace(spec.input_format, key=args.key_column))
         parser = RowParser(spec, args.format, FixedSplit("test"), labeled=not args.unlabeled)
-        read = pipeline | "ReadRows" >> transforms.ReadRows(args.input, parser)
-        keyed = read.rows | "Encode" >> beam.ParDo(EncodeRows(spec))
+        read = pipeline | "ReadRows" >> transforms.ReadBatches(args.input, parser, rows_per_batch=args.batch_size)
     _ = read[transforms.DEAD_LETTER] | "DeadLetter" >> transforms.WriteDeadLetter(f"{staged}{DEAD_LETTER_SUFFIX}")
 
     scored = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows_scored")
 
-    def count(item):
-        scored.inc()
-        return item[0], item[1].inference
+    def unwrap(result: PredictionResult):
+        scored.inc(len(result.inference))
+        return batch_keys(result.example), result.inference
 
     predictions = (
-        keyed
-        | "RunInference" >> RunInference(KeyedModelHandler(SavedModelExamplesHandler(export_dir, args.batch_size)))
-        | "Unwrap" >> beam.Map(count)
+        read.rows
+        | "RunInference" >> RunInference(SavedModelBatchHandler(export_dir, spec))
+        | "Unwrap" >> beam.Map(unwrap)
     )
     write_predictions(predictions, staged, args.output_format)
     try:

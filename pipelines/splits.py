@@ -5,6 +5,11 @@ picklable splitters that `RowParser` calls per row, identically on any runner.
 * `ColumnSplit`: by a raw column's value (time-ordered logs);
 * `FixedSplit`: every row of pre-split files goes to one named split;
 * `IndexSplit`: row positions from a NumPy index file (published splits).
+
+Each splitter is called per row (`__call__`, by `RowParser`) and per batch
+(`codes`, by `pipelines.batches.BatchParser`); both give the same split.
+`codes` returns the split codes of a batch and the rows it leaves to the
+per-row call (whose error, if any, is the row's dead-letter reason).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from featnet_tf.prepared_data import SPLITS
+from pipelines.columns import parse_doubles
 
 SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
 
@@ -43,6 +49,23 @@ def assign_split(content: bytes, seed: int, thresholds: tuple[float, float]) -> 
     return "valid" if position < thresholds[1] else "test"
 
 
+def hash_positions(texts: Sequence[bytes], seed: int) -> np.ndarray:
+    """`assign_split`'s position in [0, 1) of each row, for a batch."""
+    seed_bytes = seed.to_bytes(8, "little", signed=True)
+    md5 = hashlib.md5
+    digests = np.frombuffer(b"".join([md5(seed_bytes + text).digest() for text in texts]), dtype="<u8")
+    return digests[::2].astype(np.float64) / 2.0**64  # the first 8 bytes of each 16-byte digest
+
+
+def codes_by_thresholds(positions: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
+    """Split codes of values below threshold 0 (train), 1 (valid), else test."""
+    return np.where(positions < thresholds[0], 0, np.where(positions < thresholds[1], 1, 2)).astype(np.int8)
+
+
+def no_flags(count: int) -> np.ndarray:
+    return np.zeros(count, dtype=bool)
+
+
 def split_by_value(cell: str, column: str, boundaries: tuple[float, ...]) -> str:
     """Time-ordered split: below boundary 0 → train, below 1 → valid, else test."""
     try:
@@ -65,6 +88,9 @@ class HashSplit:
     def __call__(self, text: str, raw: dict[str, str], position: int) -> str:
         return assign_split(text.encode("utf-8"), self.seed, self.thresholds)
 
+    def codes(self, texts: Sequence[bytes], cells: Any, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return codes_by_thresholds(hash_positions(texts, self.seed), self.thresholds), no_flags(len(texts))
+
     def describe(self) -> dict[str, Any]:
         return {"method": "hash", "ratios": list(self.ratios), "seed": self.seed}
 
@@ -83,6 +109,11 @@ class ColumnSplit:
     def __call__(self, text: str, raw: dict[str, str], position: int) -> str:
         return split_by_value(raw[self.column], self.column, self.boundaries)
 
+    def codes(self, texts: Sequence[bytes], cells: Any, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values, flagged = parse_doubles(cells[self.column])
+        numbers = values.fill_null(0.0).to_numpy()
+        return codes_by_thresholds(numbers, self.boundaries), flagged
+
     def describe(self) -> dict[str, Any]:
         return {"method": "column", "column": self.column, "boundaries": list(self.boundaries)}
 
@@ -94,6 +125,9 @@ class FixedSplit:
 
     def __call__(self, text: str, raw: dict[str, str], position: int) -> str:
         return self.split
+
+    def codes(self, texts: Sequence[bytes], cells: Any, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(len(texts), SPLIT_CODES[self.split], dtype=np.int8), no_flags(len(texts))
 
     def describe(self) -> dict[str, Any]:
         return {"method": "files", "files": list(self.files)}
@@ -107,13 +141,21 @@ class IndexSplit:
     """
 
     def __init__(self, codes: np.ndarray, path: str) -> None:
-        self.codes = codes
+        self.split_codes = codes
         self.path = path
 
     def __call__(self, text: str, raw: dict[str, str], position: int) -> str:
-        if position >= len(self.codes):
-            raise ValueError(f"data row {position} is beyond the {len(self.codes)} rows of the index file {self.path}")
-        return SPLITS[self.codes[position]]
+        if position >= len(self.split_codes):
+            raise ValueError(
+                f"data row {position} is beyond the {len(self.split_codes)} rows of the index file {self.path}"
+            )
+        return SPLITS[self.split_codes[position]]
+
+    def codes(self, texts: Sequence[bytes], cells: Any, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        beyond = positions[positions >= len(self.split_codes)]
+        if beyond.size:
+            self(b"", {}, int(beyond[0]))  # the per-row error, naming the row
+        return self.split_codes[positions].astype(np.int8), no_flags(len(texts))
 
     def describe(self) -> dict[str, Any]:
         return {"method": "index_file", "index_file": self.path}

@@ -1,17 +1,22 @@
 """The reusable Beam transforms of both pipelines (`preprocess`, `score`).
 
-This module owns the steps, not the programs: reading raw files into `Row`s
-with a tagged dead-letter output (`ReadRows`, `ReadSources`), writing the dead
-letter (`WriteDeadLetter`), counting (`counter`, `BundleCounter`, `counters`),
-vocabularies (`BuildVocabularies`), statistics (`RowStatisticsFn`,
-`summarize`) and writing splits as TFRecords (`WriteSplit`). The CLIs
-`pipelines.preprocess` and `pipelines.score` assemble them; the file names of
-what they write belong to `featnet_tf.prepared_data`.
+This module owns the steps, not the programs: reading raw files into
+`RowBatch`es with a tagged dead-letter output (`ReadBatches`, `ReadSources`),
+writing the dead letter (`WriteDeadLetter`), counting (`counter`,
+`counters`), token counts and vocabularies (`CountTokensFn`,
+`SumTokenCounts`, `BuildVocabularies`), statistics (`BatchStatisticsFn`,
+`summarize`) and writing splits as TFRecords (`WriteSplits`).
+Every step works on whole batches of rows with Arrow and NumPy; per-row
+Python runs only for the lines the column-wise checks flag
+(`pipelines.batches`). The CLIs `pipelines.preprocess` and `pipelines.score`
+assemble them; the file names of what they write belong to
+`featnet_tf.prepared_data`.
 """
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import re
 import zlib
@@ -19,6 +24,8 @@ from typing import Any, Iterable, Sequence
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -29,10 +36,12 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from featnet_tf import prepared_data
-from featnet_tf.features import FeatureSpec, Field, is_missing
+from featnet_tf.features import FeatureSpec
 from featnet_tf.prepared_data import SPLITS
-from pipelines import examples
-from pipelines.rows import BadRowError, Row, RowParser, field_tokens
+from pipelines import columns, examples
+from pipelines.batches import BatchParser, RowBatch
+from pipelines.rows import RowParser
+from pipelines.tfrecords import WriteTFRecordBatches
 
 # Counters of the rows read and parsed, whichever pipeline reads them.
 COUNTER_NAMESPACE = "featnet_tf.rows"
@@ -91,75 +100,79 @@ def open_lines(path: str):
     return FileSystems.open(path, compression_type=CompressionTypes.AUTO)
 
 
-def read_lines(stream, path: str) -> Iterable[tuple[int, bytes]]:
-    """(line number, line) of every line; `InputFileError` naming the file and
-    the last good line when the stream ends before its end-of-stream marker."""
-    line_number = 0
+ROWS_PER_BATCH = 16384  # lines parsed together: large enough that Arrow's per-call costs vanish
+
+
+def read_chunks(stream, path: str, size: int) -> Iterable[tuple[int, list[bytes]]]:
+    """(first line number, lines) of consecutive chunks of `size` lines;
+    `InputFileError` naming the file and the last line of the last whole chunk
+    when the stream ends before its end-of-stream marker."""
+    first = 1
     try:
-        for line_number, raw in enumerate(iter(stream.readline, b""), start=1):
-            yield line_number, raw
+        while True:
+            lines = list(itertools.islice(stream, size))
+            if not lines:
+                return
+            yield first, lines
+            first += len(lines)
     except (EOFError, OSError, zlib.error) as error:
         raise InputFileError(
-            f"{path} is truncated or corrupt after line {line_number} ({type(error).__name__}: {error})"
+            f"{path} is truncated or corrupt after line {first - 1} ({type(error).__name__}: {error})"
         ) from None
 
 
-class ParseFileFn(beam.DoFn):
-    """Reads one (possibly gzip) file line by line, with line numbers, and
-    parses each line; unparseable lines go to the `dead_letter` output."""
+class ReadBatchesFn(beam.DoFn):
+    """Reads one (possibly gzip) file a chunk of lines at a time and parses
+    each chunk into a `RowBatch` (`pipelines.batches.BatchParser`); lines
+    that cannot be parsed go to the `dead_letter` output, one record each."""
 
-    def __init__(self, parser: RowParser) -> None:
+    def __init__(self, parser: RowParser, rows_per_batch: int = ROWS_PER_BATCH) -> None:
         self.parser = parser
+        self.rows_per_batch = rows_per_batch
         self.rows_in = counter("rows_in")
         self.rows_parsed = counter("rows_parsed")
         self.rows_dead = counter("rows_dead_lettered")
+
+    def setup(self) -> None:
+        self.batch_parser = BatchParser(self.parser)
 
     def process(self, readable: fileio.ReadableFile) -> Iterable[Any]:
         path = readable.metadata.path
         header = self.parser.layout.header
         with open_lines(path) as stream:
-            columns = None
-            for line_number, raw in read_lines(stream, path):
-                if line_number == 1:
-                    raw = raw.removeprefix(UTF8_BOM)  # a byte-order mark is not part of the first value
-                if line_number == 1 and header:
-                    columns = self.parser.header_columns(raw.decode("utf-8").rstrip("\r\n"), path)
-                    continue
-                self.rows_in.inc()
-                text = None
-                try:
-                    text = raw.decode("utf-8").rstrip("\r\n")
-                    position = line_number - 2 if header else line_number - 1
-                    row = self.parser.parse(text, self.parser.columns(columns), path, line_number, position)
-                except UnicodeDecodeError as error:
-                    yield self._dead(
-                        path,
-                        line_number,
-                        f"undecodable bytes: {error.reason} at byte {error.start}",
-                        raw.decode("utf-8", "replace"),
-                    )
-                except BadRowError as error:
-                    yield self._dead(path, line_number, str(error), text)
-                else:
-                    self.rows_parsed.inc()
-                    yield row
+            columns = self.parser.columns(None)
+            for first, lines in read_chunks(stream, path, self.rows_per_batch):
+                if first == 1:
+                    lines[0] = lines[0].removeprefix(UTF8_BOM)  # a byte-order mark is not part of the first value
+                    if header:
+                        columns = self.parser.header_columns(lines[0].decode("utf-8").rstrip("\r\n"), path)
+                        lines, first = lines[1:], 2
+                        if not lines:
+                            continue
+                position = first - 2 if header else first - 1
+                batch, dead = self.batch_parser.parse(lines, columns, path, first, position)
+                self.rows_in.inc(len(lines))
+                self.rows_parsed.inc(len(batch))
+                if len(batch):
+                    yield batch
+                for record in dead:
+                    yield self._dead(record)
 
-    def _dead(self, path: str, line_number: int, reason: str, text: str | None):
+    def _dead(self, record: dict[str, Any]):
         self.rows_dead.inc()
-        counter(f"dead_letter: {reason.split(':')[0]}").inc()
-        return beam.pvalue.TaggedOutput(
-            DEAD_LETTER, {"file": path, "line": line_number, "reason": reason, "text": text}
-        )
+        counter(f"dead_letter: {record['reason'].split(':')[0]}").inc()
+        return beam.pvalue.TaggedOutput(DEAD_LETTER, record)
 
 
-class ReadRows(beam.PTransform):
-    """Matches the input glob(s) and parses every line into a `Row`, with a
-    tagged `dead_letter` output of malformed lines."""
+class ReadBatches(beam.PTransform):
+    """Matches the input glob(s) and parses every line, in `RowBatch`es, with
+    a tagged `dead_letter` output of malformed lines."""
 
-    def __init__(self, patterns: Sequence[str], parser: RowParser) -> None:
+    def __init__(self, patterns: Sequence[str], parser: RowParser, rows_per_batch: int = ROWS_PER_BATCH) -> None:
         super().__init__()
         self.patterns = list(patterns)
         self.parser = parser
+        self.rows_per_batch = rows_per_batch
 
     def expand(self, pipeline):
         return (
@@ -167,12 +180,13 @@ class ReadRows(beam.PTransform):
             | "Patterns" >> beam.Create(self.patterns)
             | "MatchFiles" >> fileio.MatchAll()
             | "ReadMatches" >> fileio.ReadMatches()
-            | "ParseRows" >> beam.ParDo(ParseFileFn(self.parser)).with_outputs(DEAD_LETTER, main="rows")
+            | "ParseBatches"
+            >> beam.ParDo(ReadBatchesFn(self.parser, self.rows_per_batch)).with_outputs(DEAD_LETTER, main="rows")
         )
 
 
 class ReadSources(beam.PTransform):
-    """`ReadRows` for each (patterns, parser) source, flattened: one source
+    """`ReadBatches` for each (patterns, parser) source, flattened: one source
     for a single input, one per split for pre-split inputs."""
 
     def __init__(self, sources: Sequence[tuple[Sequence[str], RowParser]]) -> None:
@@ -181,7 +195,7 @@ class ReadSources(beam.PTransform):
 
     def expand(self, pipeline):
         parsed = [
-            pipeline | f"ReadRows{index}" >> ReadRows(patterns, parser)
+            pipeline | f"ReadRows{index}" >> ReadBatches(patterns, parser)
             for index, (patterns, parser) in enumerate(self.sources)
         ]
         rows = [result.rows for result in parsed] | "FlattenRows" >> beam.Flatten()
@@ -189,83 +203,170 @@ class ReadSources(beam.PTransform):
         return rows, dead
 
 
-# === Vocabularies ===
+# === Token counts and vocabularies ===
+
+TOKEN_COUNTS_SCHEMA = pa.schema([("token", pa.string()), ("count", pa.int64())])
+COMPACT_AT_ROWS = 1 << 18  # token-count rows of one key held before they are summed by token
 
 
-def vocabulary_order(counts: Iterable[tuple[str, int]], min_count: int, top_k: int | None) -> list[str]:
-    """Tokens with at least `min_count` occurrences, most frequent first, ties
-    broken by the token itself, so that the order is deterministic."""
-    kept = sorted(((token, count) for token, count in counts if count >= min_count), key=lambda tc: (-tc[1], tc[0]))
-    if top_k is not None:
-        kept = kept[:top_k]
-    return [token for token, _ in kept]
+def sum_token_counts(tables: Sequence[pa.Table]) -> pa.Table:
+    """(token, count) tables summed by token into one."""
+    tables = [table for table in tables if table.num_rows]
+    if not tables:
+        return TOKEN_COUNTS_SCHEMA.empty_table()
+    if len(tables) == 1:
+        return tables[0]
+    summed = pa.concat_tables(tables).group_by("token").aggregate([("count", "sum")])
+    return pa.table({"token": summed["token"], "count": summed["count_sum"]}, schema=TOKEN_COUNTS_SCHEMA)
 
 
-class BundleCounter(beam.DoFn):
-    """A DoFn that sums `(key, count)` pairs over a bundle and emits them at
-    its end: far fewer elements for the combiner than one per occurrence."""
+class TokenCounts:
+    """(token, count) tables under keys. A key's tables are summed by token
+    once they hold twice the rows of its last sum (and at least
+    `COMPACT_AT_ROWS`): memory follows the distinct tokens, not the rows,
+    and each row is re-summed a bounded number of times."""
+
+    def __init__(self) -> None:
+        self.tables: dict[Any, list[pa.Table]] = {}
+        self.rows: dict[Any, int] = {}
+        self.compacted: dict[Any, int] = {}
+
+    def add(self, key: Any, table: pa.Table) -> None:
+        self.tables.setdefault(key, []).append(table)
+        rows = self.rows[key] = self.rows.get(key, 0) + table.num_rows
+        if rows > max(COMPACT_AT_ROWS, 2 * self.compacted.get(key, 0)):
+            summed = sum_token_counts(self.tables[key])
+            self.tables[key] = [summed]
+            self.rows[key] = self.compacted[key] = summed.num_rows
+
+    def items(self) -> Iterable[tuple[Any, pa.Table]]:
+        for key, tables in self.tables.items():
+            yield key, sum_token_counts(tables)
+
+
+class CountTokensFn(beam.DoFn):
+    """``((split, field), (token, count) table)`` of every vocabulary field,
+    summed over a bundle's batches: train counts make the vocabularies,
+    valid/test counts their OOV rates."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.fields = [field for field in spec.fields if field.uses_vocabulary]
 
     def start_bundle(self) -> None:
-        self.counts: dict[Any, Any] = {}
+        self.counts = TokenCounts()
+
+    def process(self, batch: RowBatch) -> Iterable[Any]:
+        for field in self.fields:
+            tables = columns.token_counts_by_split(field, batch.values[field.name], batch.splits, len(SPLITS))
+            for split, table in zip(SPLITS, tables):
+                self.counts.add((split, field.name), table.cast(TOKEN_COUNTS_SCHEMA))
+        return ()
 
     def finish_bundle(self) -> Iterable[WindowedValue]:
-        for key, count in self.counts.items():
-            yield WindowedValue((key, count), MIN_TIMESTAMP, [GlobalWindow()])
-        self.counts = {}
+        for key, table in self.counts.items():
+            yield WindowedValue((key, table), MIN_TIMESTAMP, [GlobalWindow()])
+        self.counts = TokenCounts()
 
 
-class CountTrainTokensFn(BundleCounter):
-    """``((field, token), count)`` over the train rows of a bundle."""
+class SumTokenCounts(beam.CombineFn):
+    """Sums (token, count) tables by token."""
 
-    def __init__(self, fields: Sequence[Field]) -> None:
-        self.fields = list(fields)
+    def create_accumulator(self) -> TokenCounts:
+        return TokenCounts()
 
-    def process(self, row: Row) -> Iterable[Any]:
-        if row.split != "train":
-            return
-        counts = self.counts
-        for field in self.fields:
-            for token in field_tokens(field, row.values[field.name]):
-                key = (field.name, token)
-                counts[key] = counts.get(key, 0) + 1
-        return ()
+    def add_input(self, accumulator: TokenCounts, table: pa.Table) -> TokenCounts:
+        accumulator.add(None, table)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[TokenCounts]) -> TokenCounts:
+        merged = TokenCounts()
+        for accumulator in accumulators:
+            for _, table in accumulator.items():
+                merged.add(None, table)
+        return merged
+
+    def extract_output(self, accumulator: TokenCounts) -> pa.Table:
+        return next(iter(dict(accumulator.items()).values()), TOKEN_COUNTS_SCHEMA.empty_table())
+
+
+def vocabulary_order(counts: pa.Table, min_count: int, top_k: int | None) -> list[str]:
+    """Tokens with at least `min_count` occurrences, most frequent first, ties
+    broken by the token itself (Arrow orders strings by their UTF-8 bytes,
+    which is Python's order of code points), so that the order is
+    deterministic."""
+    kept = counts.filter(pc.greater_equal(counts["count"], min_count))
+    kept = kept.sort_by([("count", "descending"), ("token", "ascending")])
+    if top_k is not None:
+        kept = kept.slice(0, top_k)
+    return kept["token"].to_pylist()
+
+
+def vocabulary_and_oov(
+    item: tuple[str, Iterable[tuple[str, pa.Table]]], spec: FeatureSpec
+) -> Iterable[tuple[str, Any]]:
+    """One field's token counts by split → its vocabulary, tagged
+    ``("vocabulary", (field, tokens, cardinality))`` with the tokens in id
+    order, and the valid/test OOV and token counts against it, tagged
+    ``("statistics", (split, counts))``."""
+    name, by_split = item
+    counts = dict(by_split)
+    field = spec[name]
+    train = counts.get("train", TOKEN_COUNTS_SCHEMA.empty_table())
+    tokens = vocabulary_order(train, field.min_count, field.top_k)
+    yield "vocabulary", (name, tokens, train.num_rows)
+    vocabulary = pa.array(tokens, pa.string())
+    width, index = spec.num_fields, spec.names.index(name)
+    for split in ("valid", "test"):
+        if split in counts:
+            held_out = counts[split]
+            vector = statistics_vector(width)
+            vector[2 + 2 * width + index] = pc.sum(held_out["count"]).as_py() or 0
+            unknown = pc.invert(pc.is_in(held_out["token"], value_set=vocabulary))
+            vector[2 + width + index] = pc.sum(held_out["count"].filter(unknown)).as_py() or 0
+            yield "statistics", (split, vector)
 
 
 class BuildVocabularies(beam.PTransform):
-    """Per vocabulary field, counts tokens of the train rows only and returns
-    ``(field, tokens, cardinality)`` with the tokens in id order."""
+    """``((split, field), counts)`` → the vocabularies, ``(field, tokens,
+    cardinality)`` with the tokens in id order, built from the train counts,
+    and ``(split, counts)`` vectors of valid/test OOV and token counts. One
+    group per field: no side input, nothing but token counts in memory."""
 
     def __init__(self, spec: FeatureSpec) -> None:
         super().__init__()
         self.spec = spec
 
-    def expand(self, rows):
-        fields = [field for field in self.spec.fields if field.uses_vocabulary]
+    def expand(self, token_counts):
         spec = self.spec
-
-        def order(item):
-            name, counts = item
-            counts = list(counts)
-            field = spec[name]
-            return name, vocabulary_order(counts, field.min_count, field.top_k), len(counts)
-
-        counted = (
-            rows
-            | "CountTrainTokens" >> beam.ParDo(CountTrainTokensFn(fields))
-            | "SumCounts" >> beam.CombinePerKey(sum)
-            | "ByField" >> beam.Map(lambda item: (item[0][0], (item[0][1], item[1])))
+        # Fields with no token in any split still get an (empty) vocabulary.
+        every_field = token_counts.pipeline | "AllFields" >> beam.Create(
+            [
+                (field.name, ("train", TOKEN_COUNTS_SCHEMA.empty_table()))
+                for field in spec.fields
+                if field.uses_vocabulary
+            ]
+        )
+        outputs = (
+            (token_counts | "ByField" >> beam.Map(lambda item: (item[0][1], (item[0][0], item[1]))), every_field)
+            | "FlattenFields" >> beam.Flatten()
             | "GroupByField" >> beam.GroupByKey()
-            | "Order" >> beam.Map(order)
+            | "MergeEmpty" >> beam.MapTuple(lambda name, items: (name, _merge_by_split(items)))
+            | "Vocabularies" >> beam.FlatMap(vocabulary_and_oov, spec)
         )
-        # Fields whose train split is empty still get an (empty) vocabulary.
-        empty = rows.pipeline | "AllFields" >> beam.Create([(field.name, [], 0) for field in fields])
-        return (
-            (counted, empty)
-            | "Flatten" >> beam.Flatten()
-            | "KeyByField" >> beam.Map(lambda item: (item[0], item))
-            | "OnePerField" >> beam.CombinePerKey(lambda items: max(items, key=lambda item: item[2]))
-            | "Values" >> beam.Values()
+        vocabularies = (
+            outputs | "VocabularyOnly" >> beam.Filter(lambda item: item[0] == "vocabulary") | "V" >> beam.Values()
         )
+        statistics = (
+            outputs | "StatisticsOnly" >> beam.Filter(lambda item: item[0] == "statistics") | "S" >> beam.Values()
+        )
+        return vocabularies, statistics
+
+
+def _merge_by_split(items: Iterable[tuple[str, pa.Table]]) -> list[tuple[str, pa.Table]]:
+    tables: dict[str, list[pa.Table]] = {}
+    for split, table in items:
+        tables.setdefault(split, []).append(table)
+    return [(split, sum_token_counts(parts)) for split, parts in tables.items()]
 
 
 def write_vocabulary(item: tuple[str, list[str], int], vocabulary_dir: str) -> tuple[str, int, int]:
@@ -278,35 +379,42 @@ def write_vocabulary(item: tuple[str, list[str], int], vocabulary_dir: str) -> t
 
 
 # === Statistics ===
+#
+# Per split, one count vector ``[rows, clicks, missing × M, oov × M, tokens × M]``:
+# rows, clicks and missing values from the batches (`BatchStatisticsFn`), OOV
+# and token counts of valid and test from their token counts against the
+# train vocabularies (`vocabulary_and_oov`), so no pass over the rows waits
+# for the vocabularies and nothing holds the rows in memory.
 
 
-class RowStatisticsFn(BundleCounter):
-    """``(split, counts)`` summed over a bundle, where counts is the vector
-    ``[rows, clicks, missing × M, oov × M, tokens × M]``; OOV and token counts
-    are taken for valid and test rows only, against the train vocabularies."""
+def statistics_vector(width: int) -> np.ndarray:
+    return np.zeros(2 + 3 * width, dtype=np.int64)
+
+
+class BatchStatisticsFn(beam.DoFn):
+    """``(split, counts)`` of rows, clicks and missing values per field,
+    summed over a bundle's batches."""
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
 
-    def process(self, row: Row, vocabularies: dict[str, frozenset]) -> Iterable[Any]:
-        fields = self.spec.fields
-        width = len(fields)
-        counts = self.counts.get(row.split)
-        if counts is None:
-            counts = self.counts[row.split] = np.zeros(2 + 3 * width, dtype=np.int64)
-        counts[0] += 1
-        counts[1] += row.label
-        values = row.values
-        for index, field in enumerate(fields):
-            value = values[field.name]
-            if is_missing(value):
-                counts[2 + index] += 1
-            elif row.split != "train" and field.name in vocabularies:
-                vocabulary = vocabularies[field.name]
-                tokens = field_tokens(field, value)
-                counts[2 + 2 * width + index] += len(tokens)
-                counts[2 + width + index] += sum(token not in vocabulary for token in tokens)
+    def start_bundle(self) -> None:
+        self.counts = np.zeros((len(SPLITS), 2 + 3 * self.spec.num_fields), dtype=np.int64)
+
+    def process(self, batch: RowBatch) -> Iterable[Any]:
+        splits = batch.splits.astype(np.int64)
+        counts = self.counts
+        counts[:, 0] += np.bincount(splits, minlength=len(SPLITS))
+        counts[:, 1] += np.bincount(splits, weights=batch.labels, minlength=len(SPLITS)).astype(np.int64)
+        for index, field in enumerate(self.spec.fields):
+            missing = columns.is_missing(field, batch.values[field.name])
+            counts[:, 2 + index] += np.bincount(splits[missing], minlength=len(SPLITS))
         return ()
+
+    def finish_bundle(self) -> Iterable[WindowedValue]:
+        for code, split in enumerate(SPLITS):
+            if self.counts[code, 0]:
+                yield WindowedValue((split, self.counts[code].copy()), MIN_TIMESTAMP, [GlobalWindow()])
 
 
 def summarize(
@@ -346,32 +454,45 @@ def summarize(
 # === Writing ===
 
 
-class WriteSplit(beam.PTransform):
-    """Writes the rows of one split as sharded gzip TFRecords."""
+class EncodeSplitsFn(beam.DoFn):
+    """A `RowBatch` → its serialized examples (`examples.encode_batch`), one
+    binary array per split present, on the output tagged with the split."""
 
-    def __init__(self, spec: FeatureSpec, split: str, output_dir: str, num_shards: int) -> None:
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self.written = {split: counter(f"rows_written_{split}") for split in SPLITS}
+
+    def process(self, batch: RowBatch) -> Iterable[Any]:
+        encoded = examples.encode_batch(self.spec, batch.values, batch.labels)
+        for code, split in enumerate(SPLITS):
+            mask = batch.splits == code
+            count = int(mask.sum())
+            if count:
+                self.written[split].inc(count)
+                yield beam.pvalue.TaggedOutput(
+                    split, encoded if count == len(batch) else encoded.filter(pa.array(mask))
+                )
+
+
+class WriteSplits(beam.PTransform):
+    """Writes `RowBatch`es as sharded gzip TFRecords, one directory per split."""
+
+    def __init__(self, spec: FeatureSpec, output_dir: str, num_shards: int) -> None:
         super().__init__()
-        self.spec, self.split, self.output_dir, self.num_shards = spec, split, output_dir, num_shards
+        self.spec, self.output_dir, self.num_shards = spec, output_dir, num_shards
 
-    def expand(self, rows):
-        encoder = examples.ExampleEncoder(self.spec)
-        written = counter(f"rows_written_{self.split}")
-
-        def serialize(row: Row) -> bytes:
-            written.inc()
-            return encoder.encode(row.values, row.label).SerializeToString()
-
-        return (
-            rows
-            | "Serialize" >> beam.Map(serialize)
-            | "Write"
-            >> beam.io.WriteToTFRecord(
-                prepared_data.split_prefix(self.output_dir, self.split),
-                file_name_suffix=prepared_data.TFRECORD_SUFFIX,
+    def expand(self, batches):
+        encoded = batches | "Encode" >> beam.ParDo(EncodeSplitsFn(self.spec)).with_outputs(*SPLITS)
+        return {
+            split: encoded[split]
+            | f"Write{split.capitalize()}"
+            >> WriteTFRecordBatches(
+                prepared_data.split_prefix(self.output_dir, split),
+                prepared_data.TFRECORD_SUFFIX,
                 num_shards=self.num_shards,
-                compression_type=CompressionTypes.GZIP,
             )
-        )
+            for split in SPLITS
+        }
 
 
 def write_text(path: str, text: str) -> None:

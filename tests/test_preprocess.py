@@ -21,6 +21,7 @@ from featnet_tf.data import make_dataset
 from featnet_tf.features import FeatureSpec, Field, InputFormat
 from featnet_tf.prepared_data import load_feature_spec
 from pipelines import preprocess, transforms
+from pipelines.batches import RowBatch
 from pipelines.rows import Row, RowParser
 from tests.conftest import sample_data_dir
 
@@ -68,10 +69,22 @@ def test_vocabularies_come_from_train_rows_only():
         Row("5", 0, {"city": "rome", "price": 2.0}, "test"),
         Row("6", 0, {"city": "rome", "price": 2.0}, "test"),
     ]
+    batches = [RowBatch.from_rows(spec, rows[:3], [1, 2, 3], "a"), RowBatch.from_rows(spec, rows[3:], [4, 5, 6], "a")]
     with TestPipeline(argv=DIRECT) as pipeline:
-        vocabularies = pipeline | beam.Create(rows) | transforms.BuildVocabularies(spec)
-        # lyon is below min_count; rome is only in valid/test.
-        assert_that(vocabularies, equal_to([("city", ["paris"], 2)]))
+        token_counts = (
+            pipeline
+            | beam.Create(batches)
+            | beam.ParDo(transforms.CountTokensFn(spec))
+            | beam.CombinePerKey(transforms.SumTokenCounts())
+        )
+        vocabularies, oov = token_counts | transforms.BuildVocabularies(spec)
+        # lyon is below min_count; rome is only in valid/test, where it is out of the vocabulary.
+        assert_that(vocabularies, equal_to([("city", ["paris"], 2)]), label="Vocabularies")
+        assert_that(
+            oov | beam.MapTuple(lambda split, counts: (split, counts[2 + 2 + 0], counts[2 + 2 * 2 + 0])),
+            equal_to([("valid", 1, 1), ("test", 2, 2)]),
+            label="OovAndTokenCounts",
+        )
 
 
 def test_read_rows_routes_bad_lines_to_the_dead_letter(tmp_path):
@@ -80,9 +93,11 @@ def test_read_rows_routes_bad_lines_to_the_dead_letter(tmp_path):
     spec = FeatureSpec((Field("city", "categorical"),), input_format=InputFormat(label="label"))
     parser = RowParser(spec, "csv")
     with TestPipeline(argv=DIRECT) as pipeline:
-        parsed = pipeline | transforms.ReadRows([str(path)], parser)
+        parsed = pipeline | transforms.ReadBatches([str(path)], parser)
         assert_that(
-            parsed.rows | beam.Map(lambda row: (row.label, row.values["city"])), equal_to([(1, "paris")]), label="Rows"
+            parsed.rows | beam.FlatMap(lambda batch: zip(batch.labels.tolist(), batch.values["city"].to_pylist())),
+            equal_to([(1, "paris")]),
+            label="Rows",
         )
         reasons = parsed[transforms.DEAD_LETTER] | beam.Map(
             lambda record: (record["line"], record["reason"].split(":")[0])
