@@ -34,14 +34,16 @@ from pipelines.rows import RowParser
 from pipelines.splits import FixedSplit
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pipelines import score
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_mb():  # VmHWM: this process's own peak (ru_maxrss would carry the parent's across exec)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+before = peak_mb()
 start = time.perf_counter()
 score.run(sys.argv[1:])
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print("RESULT " + json.dumps({"seconds": seconds, "rss_after_imports_mb": before / 1024, "peak_rss_mb": peak / 1024}))
+print("RESULT " + json.dumps({"seconds": seconds, "rss_after_imports_mb": before, "peak_rss_mb": peak_mb()}))
 """
 
 

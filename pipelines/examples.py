@@ -5,6 +5,10 @@ float32 (absent when missing), multi-hot tokens as a bytes list, dense vectors
 as a float list. Vocabulary lookup, hashing and bucketization happen inside
 the model, so training and serving run the very same TensorFlow code on the
 very same raw values and cannot drift apart (no training/serving skew).
+
+`ExampleEncoder` writes one row's example (the definition); `encode_batch`
+writes a whole batch of parsed columns at once, the same bytes' messages,
+with Arrow and NumPy (what the pipelines use).
 """
 
 from __future__ import annotations

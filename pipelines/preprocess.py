@@ -23,6 +23,11 @@ more malformed rows than ``--max_bad_fraction`` publishes only its dead letter,
 as ``<output_dir>.dead_letter/``. A non-empty ``--output_dir`` is refused
 unless ``--overwrite`` is given (and is replaced only on success).
 
+Rows travel in batches (`pipelines.batches.RowBatch`, 32,768 lines of a
+file each): parsed into Arrow columns, counted, summarized and serialized a
+column at a time (`pipelines.transforms`); only lines the column-wise checks
+flag are parsed one by one, by the same rules (`pipelines.rows`).
+
 Unknown flags go to Beam's PipelineOptions; the runner defaults to the
 DirectRunner. Example:
 

@@ -263,3 +263,22 @@ def as_example_lists(field: Field, values: pa.Array) -> pa.Array:
         for item, gone in zip(items, missing)
     ]
     return pa.array(encoded, list_type)
+
+
+def test_score_feeds_predict_raw_what_serving_default_parses_from_the_examples():
+    from featnet_tf.saved_model import raw_inputs_from_examples
+    from pipelines import score
+
+    lines = [line + b"\n" for line in MIXED_LINES[1:]]
+    parser = BatchParser(RowParser(MIXED_SPEC, "csv", HashSplit()))
+    header = ("id", "clicked", "tags", "embedding", "price", "age", "city", "day")
+    batch, _ = parser.parse(lines, header, "log.csv", 2, 0)
+    from_columns = score.raw_inputs(MIXED_SPEC, batch)
+    from_examples = raw_inputs_from_examples(
+        MIXED_SPEC, examples.encode_batch(MIXED_SPEC, batch.values, None).to_pylist()
+    )
+    for name in MIXED_SPEC.names:
+        expected = from_examples[name]
+        if expected.dtype == object:  # TensorFlow's strings are bytes
+            expected = np.vectorize(bytes.decode, otypes=[object])(expected)
+        np.testing.assert_array_equal(from_columns[name], expected, err_msg=name)
