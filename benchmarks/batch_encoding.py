@@ -2,10 +2,12 @@
 
 On the same lines, in one process, one line each:
 
-* parsing: `RowParser.parse` per line (the per-row path); Python's
-  ``str.split`` per line then `pyarrow.array` per column; pyarrow's CSV
-  reader inside `BatchParser` (what the pipelines use, checks and splits
-  included);
+* parsing: `RowParser.parse` per line (the per-row path); tfx-bsl's CSV
+  decoding (`csv_decoder.ParseCSVLine` per line, then
+  `BatchedCSVRowsToRecordBatch`, its two DoFns called directly, string
+  columns); Python's ``str.split`` per line then `pyarrow.array` per column;
+  pyarrow's CSV reader inside `BatchParser` (what the pipelines use, checks
+  and splits included);
 * encoding: `ExampleEncoder` per row (protobuf in Python); tfx-bsl's C++
   `RecordBatchToExamplesEncoder` from Arrow list columns; `encode_batch`
   (what the pipelines use);
@@ -24,7 +26,7 @@ import zlib
 
 import numpy as np
 import pyarrow as pa
-from tfx_bsl.coders import example_coder
+from tfx_bsl.coders import csv_decoder, example_coder
 
 from pipelines import columns, examples
 from pipelines.batches import BatchParser
@@ -72,6 +74,16 @@ def main(argv: list[str] | None = None) -> None:
         "parse: RowParser.parse per line",
         rows,
         lambda: [row_parser.parse(text, names, "f", n, n) for n, text in enumerate(texts)],
+        repeats=1,
+    )
+    parse_line = csv_decoder.ParseCSVLine("\t")
+    parse_line.setup()
+    to_record_batch = csv_decoder.BatchedCSVRowsToRecordBatch(skip_blank_lines=False)
+    column_infos = [csv_decoder.ColumnInfo(name, csv_decoder.ColumnType.STRING) for name in names]
+    timed(
+        "parse: tfx-bsl csv_decoder (ParseCSVLine + BatchedCSVRowsToRecordBatch)",
+        rows,
+        lambda: list(to_record_batch.process([next(parse_line.process(text)) for text in texts], column_infos)),
         repeats=1,
     )
     timed(

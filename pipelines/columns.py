@@ -83,8 +83,7 @@ def _null_where(values: pa.Array, flagged: np.ndarray) -> pa.Array:
 
 def parse_numeric(field: Field, cells: pa.Array) -> tuple[pa.Array, np.ndarray]:
     present = pc.not_equal(cells, "")
-    values, flagged = parse_numbers(pc.if_else(present, cells, pa.scalar(None, pa.string())))
-    return values, flagged
+    return parse_numbers(pc.if_else(present, cells, pa.scalar(None, pa.string())))
 
 
 def parse_categorical(field: Field, cells: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -138,8 +137,7 @@ COLUMN_PARSERS: dict[str, Callable[[Field, pa.Array], tuple[pa.Array, np.ndarray
 def parse_column(field: Field, cells: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """One column of text cells → (parsed values of `value_type(field)`, rows
     to re-parse one by one)."""
-    values, flagged = COLUMN_PARSERS[field.kind](field, cells)
-    return values, flagged
+    return COLUMN_PARSERS[field.kind](field, cells)
 
 
 def from_values(field: Field, values: list) -> pa.Array:
@@ -157,8 +155,12 @@ def log_square_buckets(values: np.ndarray) -> np.ndarray:
     from the C library's by an ulp; where ``ln(x)^2`` lies within 1e-9 of an
     integer (where an ulp could change the floor), the value is recomputed
     with `math.log`, so the buckets are exactly the per-value function's.
+    Values below -2^62, whose `int` does not fit in int64, take the
+    per-value function (Python integers, an object array).
     """
     values = np.asarray(values, dtype=np.float64)
+    if (values < -(2.0**62)).any():
+        return np.array([log_square_bucket(value) for value in values.tolist()] + [None], dtype=object)[:-1]
     buckets = np.trunc(values).astype(np.int64)
     large = values > 2
     squared = np.log(values[large]) ** 2

@@ -100,7 +100,7 @@ def open_lines(path: str):
     return FileSystems.open(path, compression_type=CompressionTypes.AUTO)
 
 
-ROWS_PER_BATCH = 65536  # lines parsed together: large enough that Arrow's per-call costs vanish
+ROWS_PER_BATCH = 32768  # lines parsed together: large enough that Arrow's per-call costs vanish
 
 
 def read_chunks(stream, path: str, size: int) -> Iterable[tuple[int, list[bytes]]]:
@@ -304,16 +304,16 @@ def vocabulary_order(counts: pa.Table, min_count: int, top_k: int | None) -> lis
 def vocabulary_and_oov(
     item: tuple[str, Iterable[tuple[str, pa.Table]]], spec: FeatureSpec
 ) -> Iterable[tuple[str, Any]]:
-    """One field's token counts by split → its vocabulary, tagged
-    ``("vocabulary", (field, tokens, cardinality))`` with the tokens in id
-    order, and the valid/test OOV and token counts against it, tagged
-    ``("statistics", (split, counts))``."""
+    """One field's token counts by split → its vocabulary ``(field, tokens,
+    cardinality)``, the tokens in id order, and on the output tagged
+    ``statistics`` the valid/test ``(split, counts)`` of OOV and token counts
+    against it."""
     name, by_split = item
     counts = dict(by_split)
     field = spec[name]
     train = counts.get("train", TOKEN_COUNTS_SCHEMA.empty_table())
     tokens = vocabulary_order(train, field.min_count, field.top_k)
-    yield "vocabulary", (name, tokens, train.num_rows)
+    yield name, tokens, train.num_rows
     vocabulary = pa.array(tokens, pa.string())
     width, index = spec.num_fields, spec.names.index(name)
     for split in ("valid", "test"):
@@ -323,7 +323,7 @@ def vocabulary_and_oov(
             vector[2 + 2 * width + index] = pc.sum(held_out["count"]).as_py() or 0
             unknown = pc.invert(pc.is_in(held_out["token"], value_set=vocabulary))
             vector[2 + width + index] = pc.sum(held_out["count"].filter(unknown)).as_py() or 0
-            yield "statistics", (split, vector)
+            yield beam.pvalue.TaggedOutput("statistics", (split, vector))
 
 
 class BuildVocabularies(beam.PTransform):
@@ -350,19 +350,13 @@ class BuildVocabularies(beam.PTransform):
             (token_counts | "ByField" >> beam.Map(lambda item: (item[0][1], (item[0][0], item[1]))), every_field)
             | "FlattenFields" >> beam.Flatten()
             | "GroupByField" >> beam.GroupByKey()
-            | "MergeEmpty" >> beam.MapTuple(lambda name, items: (name, _merge_by_split(items)))
-            | "Vocabularies" >> beam.FlatMap(vocabulary_and_oov, spec)
+            | "SumBySplit" >> beam.MapTuple(lambda name, items: (name, _sum_by_split(items)))
+            | "Vocabularies" >> beam.FlatMap(vocabulary_and_oov, spec).with_outputs("statistics", main="vocabularies")
         )
-        vocabularies = (
-            outputs | "VocabularyOnly" >> beam.Filter(lambda item: item[0] == "vocabulary") | "V" >> beam.Values()
-        )
-        statistics = (
-            outputs | "StatisticsOnly" >> beam.Filter(lambda item: item[0] == "statistics") | "S" >> beam.Values()
-        )
-        return vocabularies, statistics
+        return outputs.vocabularies, outputs.statistics
 
 
-def _merge_by_split(items: Iterable[tuple[str, pa.Table]]) -> list[tuple[str, pa.Table]]:
+def _sum_by_split(items: Iterable[tuple[str, pa.Table]]) -> list[tuple[str, pa.Table]]:
     tables: dict[str, list[pa.Table]] = {}
     for split, table in items:
         tables.setdefault(split, []).append(table)

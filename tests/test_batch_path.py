@@ -213,6 +213,8 @@ def test_log_square_buckets_match_the_per_value_function():
     ).astype(np.float32)
     expected = [log_square(value) for value in values.astype(np.float64)]
     assert columns.log_square_buckets(values).tolist() == expected
+    beyond_int64 = np.array([-1e20, 5.0], dtype=np.float32).astype(np.float64)
+    assert columns.log_square_buckets(beyond_int64).tolist() == [log_square(value) for value in beyond_int64]
 
 
 def log_square(value: float) -> int:
