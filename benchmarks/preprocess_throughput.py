@@ -29,18 +29,22 @@ from pipelines.splits import assign_split, split_thresholds
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Runs in a fresh interpreter in the checkout under test: its pipelines, this venv.
-CHILD = """
+
+def child_code(module: str) -> str:
+    """Python that runs ``pipelines.<module>.run(argv)`` in a fresh interpreter
+    (in the checkout under test: its pipelines, this venv) and prints its
+    wall time, imports excluded, and its peak resident memory."""
+    return f"""
 import json, sys, time
-from pipelines import preprocess
+from pipelines import {module}
 def peak_mb():  # VmHWM: this process's own peak (ru_maxrss would carry the parent's across exec)
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
 before = peak_mb()
 start = time.perf_counter()
-preprocess.run(sys.argv[1:])
+{module}.run(sys.argv[1:])
 seconds = time.perf_counter() - start
-print("RESULT " + json.dumps({"seconds": seconds, "rss_after_imports_mb": before, "peak_rss_mb": peak_mb()}))
+print("RESULT " + json.dumps({{"seconds": seconds, "rss_after_imports_mb": before, "peak_rss_mb": peak_mb()}}))
 """
 
 
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             output = os.path.join(args.work_dir, f"prep_{label}")
             shutil.rmtree(output, ignore_errors=True)
             argv_child = ["--input", raw, "--format", "criteo", "--output_dir", output, "--runner=DirectRunner"]
-            result = run_child(checkout, CHILD, argv_child + beam_args)
+            result = run_child(checkout, child_code("preprocess"), argv_child + beam_args)
             shutil.rmtree(output, ignore_errors=True)
             rate = rows / result["seconds"]
             reference = reference or rate

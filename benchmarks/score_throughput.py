@@ -24,7 +24,11 @@ import tempfile
 import time
 
 import tensorflow as tf
-from preprocess_throughput import parse_variants, run_child  # benchmarks/, on the path of a script run from it
+from preprocess_throughput import (
+    child_code,
+    parse_variants,
+    run_child,
+)  # benchmarks/, on the path of a script run from it
 
 from featnet_tf.saved_model import latest_version_dir
 from pipelines import examples, score
@@ -32,19 +36,6 @@ from pipelines.batches import BatchParser
 from pipelines.formats import criteo_spec
 from pipelines.rows import RowParser
 from pipelines.splits import FixedSplit
-
-CHILD = """
-import json, sys, time
-from pipelines import score
-def peak_mb():  # VmHWM: this process's own peak (ru_maxrss would carry the parent's across exec)
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
-before = peak_mb()
-start = time.perf_counter()
-score.run(sys.argv[1:])
-seconds = time.perf_counter() - start
-print("RESULT " + json.dumps({"seconds": seconds, "rss_after_imports_mb": before, "peak_rss_mb": peak_mb()}))
-"""
 
 
 def model_rates(export_dir: str, path: str, rows: int, batch_size: int) -> tuple[float, float]:
@@ -110,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
             str(args.batch_size),
             "--runner=DirectRunner",
         ]
-        result = run_child(checkout, CHILD, argv_child)
+        result = run_child(checkout, child_code("score"), argv_child)
         shutil.rmtree(output)
         rate = rows / result["seconds"]
         print(
