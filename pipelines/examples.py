@@ -133,16 +133,20 @@ def _with_prefixes(values: pa.Array, lengths: np.ndarray, prefix_of) -> pa.Array
     return pc.binary_join_element_wise(table.take(pa.array(inverse.reshape(-1))), values, b"")
 
 
+def binary_offsets(values: pa.Array) -> np.ndarray:
+    """The value offsets of a binary or string array (int32, `len(values) + 1` of them)."""
+    return np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset : values.offset + len(values) + 1]
+
+
 def binary_lengths(values: pa.Array) -> np.ndarray:
     """The byte length of each value of a binary or string array (int64)."""
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset : values.offset + len(values) + 1]
-    return np.diff(offsets).astype(np.int64)
+    return np.diff(binary_offsets(values)).astype(np.int64)
 
 
-def _fixed_entries(prefix: bytes, payload: np.ndarray, present: np.ndarray, packed: bool = False) -> pa.Array:
+def fixed_width_binary(prefix: bytes, payload: np.ndarray, present: np.ndarray, packed: bool = False) -> pa.Array:
     """Binary values ``prefix + payload row`` for the present rows, empty for
-    the others: fixed-width entries built in NumPy, with no per-row work.
-    `payload` has a row per row, or, when `packed`, a row per present row."""
+    the others: fixed-width values built in NumPy, with no per-row work.
+    `payload` (uint8) has a row per row, or, when `packed`, a row per present row."""
     rows = payload if packed else payload[present]
     width = len(prefix) + payload.shape[1]
     data = np.empty((len(rows), width), dtype=np.uint8)
@@ -181,9 +185,9 @@ def field_entries(field, values: pa.Array) -> pa.Array:
         present = lengths > 0
         widths = lengths[present]
         if widths.size and (widths == widths[0]).all():  # one length (hashed ids): NumPy, no join
-            offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[strings.offset :]
-            data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[0] + widths.sum()]
-            return _fixed_entries(prefix_of(int(widths[0])), data.reshape(-1, widths[0]), present, packed=True)
+            start = binary_offsets(strings)[0]
+            data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[start : start + widths.sum()]
+            return fixed_width_binary(prefix_of(int(widths[0])), data.reshape(-1, widths[0]), present, packed=True)
         return _with_prefixes(strings, lengths, prefix_of)
     missing = is_missing(field, values)
     if kind.raw_dtype == "string":  # multi-hot: each token a `value`, joined per row
@@ -196,14 +200,14 @@ def field_entries(field, values: pa.Array) -> pa.Array:
     width = field.dimension if kind.multivalued else 1
     packed = length_delimited(1, 4 * width)
     prefix = entry_prefix(field.name, list_name, len(packed) + 4 * width) + packed
-    return _fixed_entries(prefix, _float_rows(values, width), ~missing)
+    return fixed_width_binary(prefix, _float_rows(values, width), ~missing)
 
 
 def label_entries(name: str, labels: np.ndarray) -> pa.Array:
     """The serialized map entry of the 0/1 label (an `int64_list`) for each row."""
     prefix = entry_prefix(name, "int64_list", 3) + length_delimited(1, 1)
     payload = labels.astype(np.uint8).reshape(-1, 1)
-    return _fixed_entries(prefix, payload, np.ones(len(labels), dtype=bool))
+    return fixed_width_binary(prefix, payload, np.ones(len(labels), dtype=bool))
 
 
 def encode_batch(spec: FeatureSpec, values: dict[str, pa.Array], labels: np.ndarray | None) -> pa.Array:

@@ -31,6 +31,8 @@ from apache_beam import coders
 from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 
+from pipelines.examples import binary_lengths, binary_offsets, fixed_width_binary
+
 COMPRESSION_LEVEL = 1
 _CRC_MASK_DELTA = 0xA282EAD8
 
@@ -42,14 +44,10 @@ def masked_crc32c(crcs: np.ndarray) -> np.ndarray:
     return (rotated.astype(np.uint64) + _CRC_MASK_DELTA).astype(np.uint32)
 
 
-def _fixed_width(data: np.ndarray, width: int) -> pa.Array:
-    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(data), [None, pa.py_buffer(data)])
-    return fixed.cast(pa.binary())
-
-
-def binary_offsets(values: pa.Array) -> np.ndarray:
-    """The value offsets of a binary array (int32, `len(values) + 1` of them)."""
-    return np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset : values.offset + len(values) + 1]
+def _little_endian(values: np.ndarray, dtype: str) -> pa.Array:
+    """Each value's little-endian bytes as a binary array."""
+    payload = np.ascontiguousarray(values, dtype=dtype).view(np.uint8).reshape(len(values), -1)
+    return fixed_width_binary(b"", payload, np.ones(len(values), dtype=bool))
 
 
 def frame_records(records: pa.Array) -> memoryview:
@@ -57,16 +55,16 @@ def frame_records(records: pa.Array) -> memoryview:
     if len(records) == 0:
         return memoryview(b"")
     records = records.cast(pa.binary())
-    lengths = np.diff(binary_offsets(records)).astype("<u8")
+    lengths = binary_lengths(records).astype("<u8")
     distinct, inverse = np.unique(lengths, return_inverse=True)
     length_crcs = np.array([google_crc32c.value(length.tobytes()) for length in distinct], dtype=np.uint32)
     length_crcs = length_crcs[inverse.reshape(-1)]
     data_crcs = np.fromiter(map(google_crc32c.value, records.to_pylist()), dtype=np.uint32, count=len(records))
     framed = pc.binary_join_element_wise(
-        _fixed_width(lengths, 8),
-        _fixed_width(masked_crc32c(length_crcs).astype("<u4"), 4),
+        _little_endian(lengths, "<u8"),
+        _little_endian(masked_crc32c(length_crcs), "<u4"),
         records,
-        _fixed_width(masked_crc32c(data_crcs).astype("<u4"), 4),
+        _little_endian(masked_crc32c(data_crcs), "<u4"),
         b"",
     )
     framed_offsets = binary_offsets(framed)
