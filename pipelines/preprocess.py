@@ -4,8 +4,9 @@ Reads Criteo (TSV), Avazu (CSV) or any delimited file described by a
 FeatureSpec, splits rows deterministically into train/valid/test, builds
 vocabularies on the train split only and writes, under ``--output_dir``:
 
-* ``train/``, ``valid/``, ``test/``: sharded gzip TFRecords of raw-value
-  `tf.train.Example`s (see `pipelines.examples`);
+* ``train/``, ``valid/``, ``test/``: gzip TFRecords of raw-value
+  `tf.train.Example`s (see `pipelines.examples`), one shard per split of
+  each batch of 32,768 lines (`pipelines.shards`);
 * ``vocabularies/<field>.txt``: one token per line, most frequent first (ids
   2, 3, ...; 0 is missing, 1 out-of-vocabulary);
 * ``feature_spec.json``: the resolved FeatureSpec (vocabulary sizes and files);
@@ -48,7 +49,6 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from google.protobuf import text_format
 
 from featnet_tf import prepared_data
@@ -61,6 +61,7 @@ from pipelines.splits import ColumnSplit, FixedSplit, HashSplit, IndexSplit, rea
 from pipelines.transforms import (
     BatchStatisticsFn,
     BuildVocabularies,
+    CountRows,
     CountTokensFn,
     InputFileError,
     ReadSources,
@@ -68,7 +69,6 @@ from pipelines.transforms import (
     WriteDeadLetter,
     WriteSplits,
     check_inputs_exist,
-    counters,
     summarize,
     write_text,
     write_vocabulary,
@@ -110,7 +110,6 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser.add_argument(
         "--max_bad_fraction", type=float, default=0.01, help="fail when more rows than this are malformed"
     )
-    parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards per split (0: the runner decides)")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a non-empty --output_dir (once the new run has succeeded)"
     )
@@ -123,7 +122,6 @@ def build_pipeline(
     sources: Sequence[tuple[Sequence[str], RowParser]],
     split_provenance: dict[str, Any],
     output_dir: str,
-    num_shards: int,
 ) -> None:
     """Adds every step of the preprocessing to `pipeline`.
 
@@ -133,8 +131,8 @@ def build_pipeline(
     come from the token counts alone, so nothing waits on the rows.
     """
     vocabulary_dir = prepared_data.path(output_dir, prepared_data.VOCABULARY_DIR)
-    batches, dead_letters = pipeline | "Read" >> ReadSources(sources)
-    _ = dead_letters | "DeadLetter" >> WriteDeadLetter(
+    batches, dead_letters, lines_read = pipeline | "Read" >> ReadSources(sources)
+    dead_letter_files = dead_letters | "DeadLetter" >> WriteDeadLetter(
         prepared_data.path(output_dir, prepared_data.DEAD_LETTER_DIR, "part")
     )
     token_counts = (
@@ -156,7 +154,7 @@ def build_pipeline(
         | "SplitCountsDict" >> beam.combiners.ToDict()
     )
 
-    def write_metadata(split_counts, vocabulary_summary):
+    def write_metadata(split_counts, vocabulary_summary, accounting):
         sizes = {name: size for name, size, _ in vocabulary_summary}
         cardinalities = {name: cardinality for name, _, cardinality in vocabulary_summary}
         resolved = with_vocabulary_sizes(spec, sizes)
@@ -168,22 +166,35 @@ def build_pipeline(
         )
         statistics = summarize(resolved, split_counts, sizes, cardinalities)
         statistics["split_provenance"] = split_provenance
+        statistics["rows"] = {
+            "rows_in": accounting["rows_in"],
+            "rows_written": sum(accounting["rows_out"].values()),
+            "rows_dead_lettered": accounting["rows_dead_lettered"],
+            "dead_letter_reasons": accounting["dead_letter_reasons"],
+        }
         write_text(
             prepared_data.path(output_dir, prepared_data.PARTIAL_STATISTICS_FILE),
             json.dumps(statistics, indent=2) + "\n",
         )
 
+    rows_written, split_files = batches | "WriteSplits" >> WriteSplits(spec, output_dir)
+    accounting = (lines_read, rows_written, dead_letters) | "CountRows" >> CountRows()
     _ = (
         pipeline
         | "Once" >> beam.Create([None])
         | "WriteMetadata"
         >> beam.Map(
-            lambda _, counts, summary: write_metadata(counts, summary),
+            lambda _, counts, summary, accounting, *files_written: write_metadata(counts, summary, accounting),
             beam.pvalue.AsSingleton(split_counts),
             beam.pvalue.AsSingleton(vocabulary_summary),
+            beam.pvalue.AsSingleton(accounting),
+            # The data files are final before the metadata is written; and every
+            # output feeds this last step, since the DaskRunner computes only the
+            # graph of a pipeline's last transform (Beam 2.77's run_pipeline).
+            beam.pvalue.AsSingleton(split_files),
+            beam.pvalue.AsSingleton(dead_letter_files),
         )
     )
-    _ = batches | "WriteSplits" >> WriteSplits(spec, output_dir, num_shards)
 
 
 def count_data_rows(path: str, header: bool) -> int:
@@ -239,20 +250,18 @@ def run(argv: Sequence[str] | None = None) -> PreprocessResult:
     transforms.check_max_bad_fraction(args.max_bad_fraction)
     staging.check_output_dir(args.output_dir, args.overwrite)
     sources, provenance = plan_sources(args, spec)
-    options = PipelineOptions(pipeline_args)
-    if options.view_as(StandardOptions).runner is None:
-        options.view_as(StandardOptions).runner = "DirectRunner"  # skips the Prism attempt
+    options = transforms.pipeline_options(pipeline_args)
     staged = staging.staging_dir(args.output_dir)
     dead_letter_kept = args.output_dir.rstrip("/") + ".dead_letter"
     try:
         pipeline = beam.Pipeline(options=options)
-        build_pipeline(pipeline, spec, sources, provenance, staged, args.num_shards)
+        build_pipeline(pipeline, spec, sources, provenance, staged)
         try:
             result = pipeline.run()
             result.wait_until_finish()
         except InputFileError as error:
             raise RuntimeError(f"{transforms.first_line(error)}; nothing was written to {args.output_dir}") from None
-        outcome = finish(result, staged, args.max_bad_fraction)
+        outcome = finish(staged, args.max_bad_fraction)
     except TooManyBadRows as error:
         staging.move_dead_letter(staged, dead_letter_kept)
         staging.discard(staged)
@@ -267,26 +276,17 @@ def run(argv: Sequence[str] | None = None) -> PreprocessResult:
     return dataclasses.replace(outcome, output_dir=args.output_dir)
 
 
-def finish(result, output_dir: str, max_bad_fraction: float) -> PreprocessResult:
-    """Checks row conservation and the bad-row budget, writes the final
-    statistics and schema, and prints the summary."""
-    totals = counters(result)
-    rows_in = totals.get("rows_in", 0)
-    written = {split: totals.get(f"rows_written_{split}", 0) for split in SPLITS}
-    dead = totals.get("rows_dead_lettered", 0)
-    rows_written = sum(written.values())
+def finish(output_dir: str, max_bad_fraction: float) -> PreprocessResult:
+    """Checks row conservation and the bad-row budget, from the accounting the
+    pipeline wrote (`transforms.CountRows`, the same on every runner), writes
+    the final statistics and schema, and prints the summary."""
     statistics_path = prepared_data.path(output_dir, prepared_data.PARTIAL_STATISTICS_FILE)
     with FileSystems.open(statistics_path) as stream:
         statistics = json.loads(stream.read().decode("utf-8"))
     FileSystems.delete([statistics_path])
-    statistics["rows"] = {
-        "rows_in": rows_in,
-        "rows_written": rows_written,
-        "rows_dead_lettered": dead,
-        "dead_letter_reasons": {
-            name.split(": ", 1)[1]: value for name, value in sorted(totals.items()) if name.startswith("dead_letter: ")
-        },
-    }
+    rows_in = statistics["rows"]["rows_in"]
+    rows_written = statistics["rows"]["rows_written"]
+    dead = statistics["rows"]["rows_dead_lettered"]
     with FileSystems.open(prepared_data.path(output_dir, prepared_data.FEATURE_SPEC_FILE)) as stream:
         spec = FeatureSpec.from_dict(json.loads(stream.read().decode("utf-8")))
     write_text(prepared_data.path(output_dir, prepared_data.STATISTICS_FILE), json.dumps(statistics, indent=2) + "\n")

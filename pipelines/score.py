@@ -15,12 +15,13 @@ the same raw values, so batch and online predictions agree.
 
 Malformed rows (and TFRecord records that are not `tf.train.Example`s) go to
 ``<output>-dead_letter*.jsonl`` with their reason; ``rows_in = rows_scored +
-rows_dead_lettered`` is printed and checked. More malformed rows than
+rows_dead_lettered`` is printed and checked, counted from the pipeline's own
+outputs (`transforms.CountRows`), so that it holds on every runner. More malformed rows than
 ``--max_bad_fraction``, an input pattern that matches no file, or a truncated
 input file fail the run, and a failed run publishes no predictions: they are
 written under a staging prefix and renamed into place only on success (the
 dead letter of a run over its bad-row budget is kept). Unknown flags go to Beam's PipelineOptions
-(DirectRunner by default).
+(DirectRunner by default; ``--runner DaskRunner --dask_client_address HOST:PORT`` for a Dask cluster).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from featnet_tf.features import FeatureSpec
 from featnet_tf.saved_model import latest_version_dir
@@ -47,7 +48,9 @@ from pipelines import staging, transforms
 from pipelines.batches import RowBatch
 from pipelines.formats import FORMATS, spec_for_format
 from pipelines.rows import RowParser
+from pipelines.shards import WriteShards
 from pipelines.splits import FixedSplit
+from pipelines.tfrecords import frame_records
 
 COUNTER_NAMESPACE = "featnet_tf.score"
 OUTPUT_FORMATS = ("csv", "tfrecord", "parquet")
@@ -91,6 +94,11 @@ def raw_inputs(spec: FeatureSpec, batch: RowBatch) -> dict[str, np.ndarray]:
     return inputs
 
 
+def as_elements(batch: Any) -> Sequence[Any]:
+    """RunInference hands a handler that skips batching one element, not a list."""
+    return [batch] if isinstance(batch, (RowBatch, ExamplesBatch)) else batch
+
+
 class SavedModelBatchHandler(ModelHandler):
     """RunInference handler for whole batches, one model call each: a
     `RowBatch` of parsed raw rows goes to the SavedModel's `predict_raw`
@@ -106,11 +114,11 @@ class SavedModelBatchHandler(ModelHandler):
 
         return tf.saved_model.load(self.export_dir)
 
-    def run_inference(self, batch: Sequence[Any], model, inference_args=None) -> Iterable[PredictionResult]:
+    def run_inference(self, batch: Any, model, inference_args=None) -> Iterable[PredictionResult]:
         import tensorflow as tf
 
         results = []
-        for element in batch:
+        for element in as_elements(batch):
             if isinstance(element, ExamplesBatch):
                 outputs = model.signatures["serving_default"](examples=tf.constant(element.examples, dtype=tf.string))
             else:
@@ -121,26 +129,29 @@ class SavedModelBatchHandler(ModelHandler):
             results.append(PredictionResult(element, outputs["probability"].numpy()))
         return results
 
-    def get_num_bytes(self, batch: Sequence[Any]) -> int:
+    def get_num_bytes(self, batch: Any) -> int:
         return sum(
             sum(len(example) for example in element.examples)
             if isinstance(element, ExamplesBatch)
             else sum(array.nbytes for array in element.values.values())
-            for element in batch
+            for element in as_elements(batch)
         )
 
-    def batch_elements_kwargs(self) -> dict[str, Any]:
-        return {"min_batch_size": 1, "max_batch_size": 1}  # each element is a batch already
+    def should_skip_batching(self) -> bool:
+        # Each element is a batch already, and Beam's `BatchElements` flushes its
+        # last batch from `finish_bundle`, whose outputs the DaskRunner drops.
+        return True
 
     def get_metrics_namespace(self) -> str:
         return COUNTER_NAMESPACE
 
 
 class KeyedTFRecordsFn(beam.DoFn):
-    """`ExamplesBatch`es of up to `batch_size` records of a TFRecord file,
-    keyed ``file:record``; a record that is not a `tf.train.Example` goes to
-    the dead letter, a file that cannot be read to its end fails the run,
-    naming it."""
+    """``("rows", batch)`` of `ExamplesBatch`es of up to `batch_size` records
+    of a TFRecord file, keyed ``file:record``; a record that is not a
+    `tf.train.Example` goes to ``("dead_letter", [record])``, the file's count
+    of records to ``("lines_read", (file, records))``; a file that cannot be
+    read to its end fails the run, naming it."""
 
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
@@ -164,27 +175,22 @@ class KeyedTFRecordsFn(beam.DoFn):
                     example_pb2.Example.FromString(record)
                 except Exception as error:  # protobuf's DecodeError, whatever its module
                     self.rows_dead.inc()
-                    yield beam.pvalue.TaggedOutput(
-                        transforms.DEAD_LETTER,
-                        {
-                            "file": path,
-                            "line": index,
-                            "reason": f"record {index} is not a tf.train.Example: {error}",
-                            "text": record[:200].decode("utf-8", "replace"),
-                        },
-                    )
+                    reason = f"record {index} is not a tf.train.Example: {error}"
+                    text = record[:200].decode("utf-8", "replace")
+                    yield transforms.DEAD_LETTER, [{"file": path, "line": index, "reason": reason, "text": text}]
                     continue
                 batch.keys.append(f"{path}:{index}")
                 batch.examples.append(record)
                 if len(batch) == self.batch_size:
-                    yield batch
+                    yield transforms.ROWS, batch
                     batch = ExamplesBatch([], [])
         except tf.errors.OpError as error:
             raise transforms.InputFileError(
                 f"{path} cannot be read after record {index}: {error.message.strip().splitlines()[-1]}"
             ) from None
         if len(batch):
-            yield batch
+            yield transforms.ROWS, batch
+        yield transforms.LINES_READ, (path, index)
 
 
 def batch_keys(element: Any) -> list[str]:
@@ -193,41 +199,49 @@ def batch_keys(element: Any) -> list[str]:
     return element.row_keys().to_pylist()
 
 
+def csv_shard(item: tuple[list[str], np.ndarray]) -> bytes:
+    keys, probabilities = item
+    lines = "".join(f"{json.dumps(key)},{probability!r}\n" for key, probability in zip(keys, probabilities.tolist()))
+    return ("key,probability\n" + lines).encode("utf-8")
+
+
+def tfrecord_shard(item: tuple[list[str], np.ndarray]) -> bytes:
+    from tensorflow.core.example import example_pb2
+
+    records = []
+    for key, probability in zip(item[0], item[1].tolist()):
+        example = example_pb2.Example()
+        example.features.feature["key"].bytes_list.value.append(key.encode("utf-8"))
+        example.features.feature["probability"].float_list.value.append(probability)
+        records.append(example.SerializeToString())
+    return bytes(frame_records(pa.array(records, pa.binary())))
+
+
+PREDICTIONS_SCHEMA = pa.schema([("key", pa.string()), ("probability", pa.float64())])
+
+
+def parquet_shard(item: tuple[list[str], np.ndarray]) -> bytes:
+    import pyarrow.parquet as pq
+
+    table = pa.table({"key": item[0], "probability": item[1].astype(np.float64)}, schema=PREDICTIONS_SCHEMA)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+SHARD_WRITERS = {"csv": csv_shard, "tfrecord": tfrecord_shard, "parquet": parquet_shard}
+
+
 def write_predictions(predictions, output: str, output_format: str):
-    """Writes ``(keys, probabilities)`` batches as CSV, TFRecord or Parquet."""
-    if output_format == "csv":
-        return (
-            predictions
-            | "ToCsv"
-            >> beam.Map(
-                lambda item: "\n".join(
-                    f"{json.dumps(key)},{probability!r}" for key, probability in zip(item[0], item[1].tolist())
-                )
-            )
-            | "WriteCsv" >> beam.io.WriteToText(output, file_name_suffix=".csv", header="key,probability")
-        )
-    if output_format == "tfrecord":
-
-        def to_examples(item):
-            from tensorflow.core.example import example_pb2
-
-            for key, probability in zip(item[0], item[1].tolist()):
-                example = example_pb2.Example()
-                example.features.feature["key"].bytes_list.value.append(key.encode("utf-8"))
-                example.features.feature["probability"].float_list.value.append(probability)
-                yield example.SerializeToString()
-
-        return (
-            predictions
-            | "ToExamples" >> beam.FlatMap(to_examples)
-            | "WriteTFRecord" >> beam.io.WriteToTFRecord(output, file_name_suffix=".tfrecord")
-        )
-    schema = pa.schema([("key", pa.string()), ("probability", pa.float64())])
+    """Writes ``(keys, probabilities)`` batches as CSV (with a header),
+    TFRecord or Parquet files, one per batch (`pipelines.shards`)."""
     return (
         predictions
-        | "ToTable"
-        >> beam.Map(lambda item: pa.table({"key": item[0], "probability": item[1].astype(np.float64)}, schema=schema))
-        | "WriteParquet" >> beam.io.WriteToParquetBatched(output, schema, file_name_suffix=".parquet")
+        | "Keyed" >> beam.Map(lambda item: (output_format, item))
+        | "Write"
+        >> WriteShards(
+            {output_format: output}, f".{output_format}", output.rsplit("/", 1)[0], SHARD_WRITERS[output_format]
+        )
     )
 
 
@@ -266,10 +280,9 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
     transforms.check_max_bad_fraction(args.max_bad_fraction)
     export_dir = latest_version_dir(args.model)
     transforms.check_inputs_exist(args.input, "--input")
-    options = PipelineOptions(pipeline_args)
-    if options.view_as(StandardOptions).runner is None:
-        options.view_as(StandardOptions).runner = "DirectRunner"
+    options = transforms.pipeline_options(pipeline_args)
     staged = staging.staging_prefix(args.output)
+    accounting_path = staged.rsplit("/", 1)[0] + "/accounting.json"  # beside the shards, never published
     pipeline = beam.Pipeline(options=options)
     if args.format == "tfrecord":
         spec = None
@@ -278,16 +291,18 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
             | "Patterns" >> beam.Create(args.input)
             | "MatchFiles" >> fileio.MatchAll()
             | "ReadMatches" >> fileio.ReadMatches(compression=CompressionTypes.UNCOMPRESSED)
-            | "ReadRecords"
-            >> beam.ParDo(KeyedTFRecordsFn(args.batch_size)).with_outputs(transforms.DEAD_LETTER, main="rows")
+            | "ReadRecords" >> beam.ParDo(KeyedTFRecordsFn(args.batch_size))
         )
+        read = transforms.split_outputs(read, (transforms.ROWS, transforms.DEAD_LETTER, transforms.LINES_READ))
     else:
         spec = spec_for_format(args.format, FeatureSpec.load(args.spec) if args.spec else None)
         if args.key_column:
             spec = dataclasses.replace(spec, input_format=dataclasses.replace(spec.input_format, key=args.key_column))
         parser = RowParser(spec, args.format, FixedSplit("test"), labeled=not args.unlabeled)
         read = pipeline | "ReadRows" >> transforms.ReadBatches(args.input, parser, rows_per_batch=args.batch_size)
-    _ = read[transforms.DEAD_LETTER] | "DeadLetter" >> transforms.WriteDeadLetter(f"{staged}{DEAD_LETTER_SUFFIX}")
+    dead_letter_files = read[transforms.DEAD_LETTER] | "DeadLetter" >> transforms.WriteDeadLetter(
+        f"{staged}{DEAD_LETTER_SUFFIX}"
+    )
 
     scored = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows_scored")
 
@@ -296,11 +311,28 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
         return batch_keys(result.example), result.inference
 
     predictions = (
-        read.rows
+        read[transforms.ROWS]
         | "RunInference" >> RunInference(SavedModelBatchHandler(export_dir, spec))
         | "Unwrap" >> beam.Map(unwrap)
     )
-    write_predictions(predictions, staged, args.output_format)
+    prediction_files = write_predictions(predictions, staged, args.output_format)
+    _ = (
+        (
+            read[transforms.LINES_READ],
+            predictions | "RowsScored" >> beam.Map(lambda item: ("scored", len(item[1]))),
+            read[transforms.DEAD_LETTER],
+        )
+        | "CountRows" >> transforms.CountRows()
+        # Written once the files are final; and every output feeds this last
+        # step, since the DaskRunner computes only the graph of a pipeline's
+        # last transform (Beam 2.77's run_pipeline).
+        | "WriteAccounting"
+        >> beam.Map(
+            lambda counts, *files: transforms.write_text(accounting_path, json.dumps(counts)),
+            beam.pvalue.AsSingleton(prediction_files),
+            beam.pvalue.AsSingleton(dead_letter_files),
+        )
+    )
     try:
         result = pipeline.run()
         result.wait_until_finish()
@@ -311,10 +343,10 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
         staging.discard_prefix(staged)
         raise
 
-    totals = transforms.counters(result, (COUNTER_NAMESPACE, transforms.COUNTER_NAMESPACE))
-    rows_in = totals.get("rows_in", 0)
-    dead = totals.get("rows_dead_lettered", 0)
-    outcome = ScoreResult(rows_in, totals.get("rows_scored", 0), dead)
+    with FileSystems.open(accounting_path) as stream:  # from the outputs, the same on every runner
+        accounting = json.loads(stream.read().decode("utf-8"))
+    rows_in, dead = accounting["rows_in"], accounting["rows_dead_lettered"]
+    outcome = ScoreResult(rows_in, accounting["rows_out"].get("scored", 0), dead)
     print(
         f"[score] model {export_dir}: rows_in={outcome.rows_in} = rows_scored={outcome.rows_scored} + "
         f"rows_dead_lettered={outcome.rows_dead_lettered}"

@@ -31,9 +31,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MIN_TIMESTAMP
-from apache_beam.utils.windowed_value import WindowedValue
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from featnet_tf import prepared_data
 from featnet_tf.features import FeatureSpec
@@ -41,11 +39,30 @@ from featnet_tf.prepared_data import SPLITS
 from pipelines import columns, examples
 from pipelines.batches import BatchParser, RowBatch
 from pipelines.rows import RowParser
-from pipelines.tfrecords import WriteTFRecordBatches
+from pipelines.shards import WriteShards
+from pipelines.tfrecords import EMPTY_GZIP, frame_records, gzip_compress
 
 # Counters of the rows read and parsed, whichever pipeline reads them.
 COUNTER_NAMESPACE = "featnet_tf.rows"
-DEAD_LETTER = "dead_letter"  # the tag of the dead-letter output
+ROWS = "rows"  # the tag of parsed rows (`RowBatch`es)
+DEAD_LETTER = "dead_letter"  # the tag of dead-letter records, a list per batch of lines
+LINES_READ = "lines_read"  # the tag of the (file, data lines) output, once per input file
+
+
+def split_outputs(tagged, tags: Sequence[str]) -> dict[str, Any]:
+    """``(tag, value)`` elements → one PCollection of values per tag.
+
+    DoFns here emit ``(tag, value)`` pairs rather than Beam's tagged outputs:
+    Beam 2.77's `DaskRunner` puts every output of a multi-output ParDo into
+    one collection (its visitor keeps one Dask bag per transform), so a
+    consumer of ``with_outputs(...)[tag]`` would see all of them there.
+    """
+    return {
+        tag: tagged
+        | f"Only{tag.title().replace('_', '')}"
+        >> beam.FlatMap(lambda item, tag=tag: [item[1]] if item[0] == tag else [])
+        for tag in tags
+    }
 
 
 def counter(name: str):
@@ -72,6 +89,20 @@ def check_max_bad_fraction(value: float) -> None:
     """`--max_bad_fraction`, shared by both pipelines, is a fraction."""
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"`--max_bad_fraction` must be in [0, 1]. Received: {value}")
+
+
+# Runners by the short name users type; Beam itself only knows its own.
+RUNNER_NAMES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+
+
+def pipeline_options(pipeline_args: Sequence[str]) -> PipelineOptions:
+    """Beam's options from the flags a pipeline did not take; the DirectRunner
+    unless ``--runner`` names another (which skips the Prism attempt), and
+    ``DaskRunner`` by its short name."""
+    options = PipelineOptions(list(pipeline_args))
+    standard = options.view_as(StandardOptions)
+    standard.runner = RUNNER_NAMES.get(standard.runner, standard.runner) or "DirectRunner"
+    return options
 
 
 def over_bad_row_budget(dead: int, rows_in: int, max_bad_fraction: float) -> str | None:
@@ -123,8 +154,10 @@ def read_chunks(stream, path: str, size: int) -> Iterable[tuple[int, list[bytes]
 
 class ReadBatchesFn(beam.DoFn):
     """Reads one (possibly gzip) file a chunk of lines at a time and parses
-    each chunk into a `RowBatch` (`pipelines.batches.BatchParser`); lines
-    that cannot be parsed go to the `dead_letter` output, one record each."""
+    each chunk into a `RowBatch` (`pipelines.batches.BatchParser`). Emits
+    ``(tag, value)``: ``("rows", batch)``, ``("dead_letter", records)`` (the
+    lines of a chunk that could not be parsed, one record each) and, once per
+    file, ``("lines_read", (file, data lines))``."""
 
     def __init__(self, parser: RowParser, rows_per_batch: int = ROWS_PER_BATCH) -> None:
         self.parser = parser
@@ -139,6 +172,7 @@ class ReadBatchesFn(beam.DoFn):
     def process(self, readable: fileio.ReadableFile) -> Iterable[Any]:
         path = readable.metadata.path
         header = self.parser.layout.header
+        lines_read = 0
         with open_lines(path) as stream:
             columns = self.parser.columns(None)
             for first, lines in read_chunks(stream, path, self.rows_per_batch):
@@ -151,22 +185,21 @@ class ReadBatchesFn(beam.DoFn):
                             continue
                 position = first - 2 if header else first - 1
                 batch, dead = self.batch_parser.parse(lines, columns, path, first, position)
+                lines_read += len(lines)
                 self.rows_in.inc(len(lines))
                 self.rows_parsed.inc(len(batch))
                 if len(batch):
-                    yield batch
-                for record in dead:
-                    yield self._dead(record)
-
-    def _dead(self, record: dict[str, Any]):
-        self.rows_dead.inc()
-        counter(f"dead_letter: {record['reason'].split(':')[0]}").inc()
-        return beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+                    yield ROWS, batch
+                if dead:
+                    self.rows_dead.inc(len(dead))
+                    yield DEAD_LETTER, dead
+        yield LINES_READ, (path, lines_read)
 
 
 class ReadBatches(beam.PTransform):
-    """Matches the input glob(s) and parses every line, in `RowBatch`es, with
-    a tagged `dead_letter` output of malformed lines."""
+    """Matches the input glob(s) and parses every line; returns a dict of
+    PCollections: ``rows`` (`RowBatch`es), ``dead_letter`` (lists of
+    records) and ``lines_read``."""
 
     def __init__(self, patterns: Sequence[str], parser: RowParser, rows_per_batch: int = ROWS_PER_BATCH) -> None:
         super().__init__()
@@ -175,19 +208,20 @@ class ReadBatches(beam.PTransform):
         self.rows_per_batch = rows_per_batch
 
     def expand(self, pipeline):
-        return (
+        tagged = (
             pipeline
             | "Patterns" >> beam.Create(self.patterns)
             | "MatchFiles" >> fileio.MatchAll()
             | "ReadMatches" >> fileio.ReadMatches()
-            | "ParseBatches"
-            >> beam.ParDo(ReadBatchesFn(self.parser, self.rows_per_batch)).with_outputs(DEAD_LETTER, main="rows")
+            | "ParseBatches" >> beam.ParDo(ReadBatchesFn(self.parser, self.rows_per_batch))
         )
+        return split_outputs(tagged, (ROWS, DEAD_LETTER, LINES_READ))
 
 
 class ReadSources(beam.PTransform):
     """`ReadBatches` for each (patterns, parser) source, flattened: one source
-    for a single input, one per split for pre-split inputs."""
+    for a single input, one per split for pre-split inputs. Returns the
+    batches, the dead-letter records and the (file, lines) read."""
 
     def __init__(self, sources: Sequence[tuple[Sequence[str], RowParser]]) -> None:
         super().__init__()
@@ -198,9 +232,10 @@ class ReadSources(beam.PTransform):
             pipeline | f"ReadRows{index}" >> ReadBatches(patterns, parser)
             for index, (patterns, parser) in enumerate(self.sources)
         ]
-        rows = [result.rows for result in parsed] | "FlattenRows" >> beam.Flatten()
+        rows = [result[ROWS] for result in parsed] | "FlattenRows" >> beam.Flatten()
         dead = [result[DEAD_LETTER] for result in parsed] | "FlattenDeadLetters" >> beam.Flatten()
-        return rows, dead
+        lines_read = [result[LINES_READ] for result in parsed] | "FlattenLinesRead" >> beam.Flatten()
+        return rows, dead, lines_read
 
 
 # === Token counts and vocabularies ===
@@ -245,27 +280,19 @@ class TokenCounts:
 
 
 class CountTokensFn(beam.DoFn):
-    """``((split, field), (token, count) table)`` of every vocabulary field,
-    summed over a bundle's batches: train counts make the vocabularies,
-    valid/test counts their OOV rates."""
+    """``((split, field), (token, count) table)`` of every vocabulary field
+    for each batch (summed by `SumTokenCounts`): train counts make the
+    vocabularies, valid/test counts their OOV rates."""
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.fields = [field for field in spec.fields if field.uses_vocabulary]
-
-    def start_bundle(self) -> None:
-        self.counts = TokenCounts()
 
     def process(self, batch: RowBatch) -> Iterable[Any]:
         for field in self.fields:
             tables = columns.token_counts_by_split(field, batch.values[field.name], batch.splits, len(SPLITS))
             for split, table in zip(SPLITS, tables):
-                self.counts.add((split, field.name), table.cast(TOKEN_COUNTS_SCHEMA))
-        return ()
-
-    def finish_bundle(self) -> Iterable[WindowedValue]:
-        for key, table in self.counts.items():
-            yield WindowedValue((key, table), MIN_TIMESTAMP, [GlobalWindow()])
-        self.counts = TokenCounts()
+                if table.num_rows:
+                    yield (split, field.name), table.cast(TOKEN_COUNTS_SCHEMA)
 
 
 class SumTokenCounts(beam.CombineFn):
@@ -304,16 +331,15 @@ def vocabulary_order(counts: pa.Table, min_count: int, top_k: int | None) -> lis
 def vocabulary_and_oov(
     item: tuple[str, Iterable[tuple[str, pa.Table]]], spec: FeatureSpec
 ) -> Iterable[tuple[str, Any]]:
-    """One field's token counts by split → its vocabulary ``(field, tokens,
-    cardinality)``, the tokens in id order, and on the output tagged
-    ``statistics`` the valid/test ``(split, counts)`` of OOV and token counts
-    against it."""
+    """One field's token counts by split → ``("vocabularies", (field, tokens,
+    cardinality))``, the tokens in id order, and ``("statistics", (split,
+    counts))`` of the valid/test OOV and token counts against it."""
     name, by_split = item
     counts = dict(by_split)
     field = spec[name]
     train = counts.get("train", TOKEN_COUNTS_SCHEMA.empty_table())
     tokens = vocabulary_order(train, field.min_count, field.top_k)
-    yield name, tokens, train.num_rows
+    yield "vocabularies", (name, tokens, train.num_rows)
     vocabulary = pa.array(tokens, pa.string())
     width, index = spec.num_fields, spec.names.index(name)
     for split in ("valid", "test"):
@@ -323,7 +349,7 @@ def vocabulary_and_oov(
             vector[2 + 2 * width + index] = pc.sum(held_out["count"]).as_py() or 0
             unknown = pc.invert(pc.is_in(held_out["token"], value_set=vocabulary))
             vector[2 + width + index] = pc.sum(held_out["count"].filter(unknown)).as_py() or 0
-            yield beam.pvalue.TaggedOutput("statistics", (split, vector))
+            yield "statistics", (split, vector)
 
 
 class BuildVocabularies(beam.PTransform):
@@ -351,9 +377,10 @@ class BuildVocabularies(beam.PTransform):
             | "FlattenFields" >> beam.Flatten()
             | "GroupByField" >> beam.GroupByKey()
             | "SumBySplit" >> beam.MapTuple(lambda name, items: (name, _sum_by_split(items)))
-            | "Vocabularies" >> beam.FlatMap(vocabulary_and_oov, spec).with_outputs("statistics", main="vocabularies")
+            | "Vocabularies" >> beam.FlatMap(vocabulary_and_oov, spec)
         )
-        return outputs.vocabularies, outputs.statistics
+        split = split_outputs(outputs, ("vocabularies", "statistics"))
+        return split["vocabularies"], split["statistics"]
 
 
 def _sum_by_split(items: Iterable[tuple[str, pa.Table]]) -> list[tuple[str, pa.Table]]:
@@ -386,29 +413,23 @@ def statistics_vector(width: int) -> np.ndarray:
 
 
 class BatchStatisticsFn(beam.DoFn):
-    """``(split, counts)`` of rows, clicks and missing values per field,
-    summed over a bundle's batches."""
+    """``(split, counts)`` of rows, clicks and missing values per field, for
+    each split of each batch."""
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
 
-    def start_bundle(self) -> None:
-        self.counts = np.zeros((len(SPLITS), 2 + 3 * self.spec.num_fields), dtype=np.int64)
-
     def process(self, batch: RowBatch) -> Iterable[Any]:
         splits = batch.splits.astype(np.int64)
-        counts = self.counts
-        counts[:, 0] += np.bincount(splits, minlength=len(SPLITS))
-        counts[:, 1] += np.bincount(splits, weights=batch.labels, minlength=len(SPLITS)).astype(np.int64)
+        counts = np.zeros((len(SPLITS), 2 + 3 * self.spec.num_fields), dtype=np.int64)
+        counts[:, 0] = np.bincount(splits, minlength=len(SPLITS))
+        counts[:, 1] = np.bincount(splits, weights=batch.labels, minlength=len(SPLITS)).astype(np.int64)
         for index, field in enumerate(self.spec.fields):
             missing = columns.is_missing(field, batch.values[field.name])
-            counts[:, 2 + index] += np.bincount(splits[missing], minlength=len(SPLITS))
-        return ()
-
-    def finish_bundle(self) -> Iterable[WindowedValue]:
+            counts[:, 2 + index] = np.bincount(splits[missing], minlength=len(SPLITS))
         for code, split in enumerate(SPLITS):
-            if self.counts[code, 0]:
-                yield WindowedValue((split, self.counts[code].copy()), MIN_TIMESTAMP, [GlobalWindow()])
+            if counts[code, 0]:
+                yield split, counts[code]
 
 
 def summarize(
@@ -449,8 +470,8 @@ def summarize(
 
 
 class EncodeSplitsFn(beam.DoFn):
-    """A `RowBatch` → its serialized examples (`examples.encode_batch`), one
-    binary array per split present, on the output tagged with the split."""
+    """A `RowBatch` → ``(split, framed records)`` for each split present: its
+    serialized examples (`examples.encode_batch`) framed as TFRecords."""
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
@@ -463,30 +484,35 @@ class EncodeSplitsFn(beam.DoFn):
             count = int(mask.sum())
             if count:
                 self.written[split].inc(count)
-                yield beam.pvalue.TaggedOutput(
-                    split, encoded if count == len(batch) else encoded.filter(pa.array(mask))
-                )
+                records = encoded if count == len(batch) else encoded.filter(pa.array(mask))
+                yield split, (count, frame_records(records))
 
 
 class WriteSplits(beam.PTransform):
-    """Writes `RowBatch`es as sharded gzip TFRecords, one directory per split."""
+    """Writes `RowBatch`es as gzip TFRecords, one directory per split and one
+    shard per split of each batch (`pipelines.shards`); a split with no rows
+    gets one empty shard. Returns the ``(split, rows)`` written and the list
+    of files (one element, once they are final)."""
 
-    def __init__(self, spec: FeatureSpec, output_dir: str, num_shards: int) -> None:
+    def __init__(self, spec: FeatureSpec, output_dir: str) -> None:
         super().__init__()
-        self.spec, self.output_dir, self.num_shards = spec, output_dir, num_shards
+        self.spec, self.output_dir = spec, output_dir
 
     def expand(self, batches):
-        encoded = batches | "Encode" >> beam.ParDo(EncodeSplitsFn(self.spec)).with_outputs(*SPLITS)
-        return {
-            split: encoded[split]
-            | f"Write{split.capitalize()}"
-            >> WriteTFRecordBatches(
-                prepared_data.split_prefix(self.output_dir, split),
+        framed = batches | "Encode" >> beam.ParDo(EncodeSplitsFn(self.spec))
+        files = (
+            framed
+            | "Records" >> beam.MapTuple(lambda split, counted: (split, counted[1]))
+            | "Write"
+            >> WriteShards(
+                {split: prepared_data.split_prefix(self.output_dir, split) for split in SPLITS},
                 prepared_data.TFRECORD_SUFFIX,
-                num_shards=self.num_shards,
+                self.output_dir,
+                prepare=gzip_compress,
+                empty=EMPTY_GZIP,
             )
-            for split in SPLITS
-        }
+        )
+        return framed | "RowsWritten" >> beam.MapTuple(lambda split, counted: (split, counted[0])), files
 
 
 def write_text(path: str, text: str) -> None:
@@ -494,23 +520,70 @@ def write_text(path: str, text: str) -> None:
         stream.write(text.encode("utf-8"))
 
 
+def dead_letter_lines(records: Sequence[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode("utf-8")
+
+
 class WriteDeadLetter(beam.PTransform):
-    """Writes dead-letter records as JSON lines ``{file, line, reason, text}``."""
+    """Writes lists of dead-letter records as JSON lines ``{file, line,
+    reason, text}``, ``<prefix>-SSSSS-of-NNNNN.jsonl``, one file per list
+    (one empty file when there is none)."""
 
     def __init__(self, prefix: str) -> None:
         super().__init__()
         self.prefix = prefix
 
-    def expand(self, records):
+    def expand(self, record_lists):
         return (
-            records
-            | "DeadLetterJson" >> beam.Map(lambda record: json.dumps(record, ensure_ascii=False))
-            | "WriteDeadLetter" >> beam.io.WriteToText(self.prefix, file_name_suffix=".jsonl")
+            record_lists
+            | "Keyed" >> beam.Map(lambda records: (DEAD_LETTER, records))
+            | "Write"
+            >> WriteShards(
+                {DEAD_LETTER: self.prefix}, ".jsonl", self.prefix.rsplit("/", 1)[0], dead_letter_lines, empty=b""
+            )
+        )
+
+
+class CountRows(beam.PTransform):
+    """The accounting of a run from its own outputs, not from Beam's counters
+    (which not every runner collects: Beam 2.77's `DaskRunner` collects
+    none): a one-element PCollection of ``{"rows_in", "rows_out": {key:
+    count}, "rows_dead_lettered", "dead_letter_reasons": {reason: count}}``,
+    from the `lines_read`, the ``(key, count)`` of rows written under each
+    key, and the lists of dead-letter records."""
+
+    def expand(self, inputs):
+        lines_read, rows_out, dead_letters = inputs
+        rows_in = lines_read | "LinesIn" >> beam.Values() | "SumIn" >> beam.CombineGlobally(sum)
+        out = rows_out | "SumOut" >> beam.CombinePerKey(sum) | "OutDict" >> beam.combiners.ToDict()
+        reasons = (
+            dead_letters
+            | "Reason" >> beam.FlatMap(lambda records: [record["reason"].split(":")[0] for record in records])
+            | "PerReason" >> beam.combiners.Count.PerElement()
+            | "ReasonDict" >> beam.combiners.ToDict()
+        )
+        return (
+            rows_in.pipeline
+            | "Once" >> beam.Create([None])
+            | "Accounting"
+            >> beam.Map(
+                lambda _, rows_in, out, reasons: {
+                    "rows_in": rows_in,
+                    "rows_out": dict(sorted(out.items())),
+                    "rows_dead_lettered": sum(reasons.values()),
+                    "dead_letter_reasons": dict(sorted(reasons.items())),
+                },
+                beam.pvalue.AsSingleton(rows_in),
+                beam.pvalue.AsSingleton(out),
+                beam.pvalue.AsSingleton(reasons),
+            )
         )
 
 
 def counters(result, namespaces: Sequence[str] = (COUNTER_NAMESPACE,)) -> dict[str, int]:
-    """The committed counters of a finished pipeline, summed by name over `namespaces`."""
+    """The committed counters of a finished pipeline, summed by name over
+    `namespaces` (progress reporting only: the accounting comes from
+    `CountRows`)."""
     totals: dict[str, int] = {}
     for namespace in namespaces:
         for entry in result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]:

@@ -95,12 +95,13 @@ def test_read_rows_routes_bad_lines_to_the_dead_letter(tmp_path):
     with TestPipeline(argv=DIRECT) as pipeline:
         parsed = pipeline | transforms.ReadBatches([str(path)], parser)
         assert_that(
-            parsed.rows | beam.FlatMap(lambda batch: zip(batch.labels.tolist(), batch.values["city"].to_pylist())),
+            parsed[transforms.ROWS]
+            | beam.FlatMap(lambda batch: zip(batch.labels.tolist(), batch.values["city"].to_pylist())),
             equal_to([(1, "paris")]),
             label="Rows",
         )
-        reasons = parsed[transforms.DEAD_LETTER] | beam.Map(
-            lambda record: (record["line"], record["reason"].split(":")[0])
+        reasons = parsed[transforms.DEAD_LETTER] | beam.FlatMap(
+            lambda records: [(record["line"], record["reason"].split(":")[0]) for record in records]
         )
         assert_that(
             reasons,
