@@ -64,6 +64,18 @@ class RowBatch:
             return self.keys
         return pa.array([f"{self.source}:{number}" for number in self.line_numbers.tolist()], pa.string())
 
+    def slice(self, start: int, stop: int) -> "RowBatch":
+        """Rows `start` to `stop` (no copy)."""
+        stop = min(stop, len(self))
+        return RowBatch(
+            {name: array.slice(start, stop - start) for name, array in self.values.items()},
+            self.labels[start:stop],
+            self.splits[start:stop],
+            self.line_numbers[start:stop],
+            self.source,
+            None if self.keys is None else self.keys.slice(start, stop - start),
+        )
+
     def take(self, indices: np.ndarray) -> "RowBatch":
         """The rows at `indices` (a boolean mask or positions)."""
         positions = np.flatnonzero(indices) if np.asarray(indices).dtype == bool else np.asarray(indices)

@@ -1,7 +1,7 @@
 """`python -m pipelines.score`: batch CTR predictions through Apache Beam.
 
 Reads raw rows in the formats of `pipelines.preprocess` (or its TFRecords),
-a batch of ``--batch_size`` rows at a time, and scores each batch with Beam's
+32,768 rows at a time, and scores each batch, ``--batch_size`` rows per model call, with Beam's
 `RunInference` (the model is loaded once per worker): raw rows are parsed
 into columns (`pipelines.batches`) and fed straight to the SavedModel's
 `predict_raw` signature, TFRecords go to `serving_default`. It writes one
@@ -67,6 +67,9 @@ class ExamplesBatch:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def slice(self, start: int, stop: int) -> "ExamplesBatch":
+        return ExamplesBatch(self.keys[start:stop], self.examples[start:stop])
+
 
 def raw_inputs(spec: FeatureSpec, batch: RowBatch) -> dict[str, np.ndarray]:
     """A batch's parsed columns as the SavedModel's `predict_raw` inputs:
@@ -100,14 +103,16 @@ def as_elements(batch: Any) -> Sequence[Any]:
 
 
 class SavedModelBatchHandler(ModelHandler):
-    """RunInference handler for whole batches, one model call each: a
-    `RowBatch` of parsed raw rows goes to the SavedModel's `predict_raw`
-    signature (no `tf.train.Example` in between), an `ExamplesBatch` to
-    `serving_default`. The inference of an element is its probabilities."""
+    """RunInference handler for whole batches, `rows_per_call` rows per model
+    call: a `RowBatch` of parsed raw rows goes to the SavedModel's
+    `predict_raw` signature (no `tf.train.Example` in between), an
+    `ExamplesBatch` to `serving_default`. The inference of an element is its
+    probabilities."""
 
-    def __init__(self, export_dir: str, spec: FeatureSpec | None = None) -> None:
+    def __init__(self, export_dir: str, spec: FeatureSpec | None = None, rows_per_call: int = 1024) -> None:
         self.export_dir = export_dir
         self.spec = spec
+        self.rows_per_call = rows_per_call
 
     def load_model(self):
         import tensorflow as tf
@@ -119,14 +124,18 @@ class SavedModelBatchHandler(ModelHandler):
 
         results = []
         for element in as_elements(batch):
-            if isinstance(element, ExamplesBatch):
-                outputs = model.signatures["serving_default"](examples=tf.constant(element.examples, dtype=tf.string))
-            else:
-                inputs = raw_inputs(self.spec, element)
-                outputs = model.signatures["predict_raw"](
-                    **{name: tf.constant(value) for name, value in inputs.items()}
-                )
-            results.append(PredictionResult(element, outputs["probability"].numpy()))
+            probabilities = []
+            for start in range(0, len(element), self.rows_per_call):
+                part = element.slice(start, start + self.rows_per_call)
+                if isinstance(part, ExamplesBatch):
+                    outputs = model.signatures["serving_default"](examples=tf.constant(part.examples, dtype=tf.string))
+                else:
+                    inputs = raw_inputs(self.spec, part)
+                    outputs = model.signatures["predict_raw"](
+                        **{name: tf.constant(value) for name, value in inputs.items()}
+                    )
+                probabilities.append(outputs["probability"].numpy())
+            results.append(PredictionResult(element, np.concatenate(probabilities)))
         return results
 
     def get_num_bytes(self, batch: Any) -> int:
@@ -291,7 +300,7 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
             | "Patterns" >> beam.Create(args.input)
             | "MatchFiles" >> fileio.MatchAll()
             | "ReadMatches" >> fileio.ReadMatches(compression=CompressionTypes.UNCOMPRESSED)
-            | "ReadRecords" >> beam.ParDo(KeyedTFRecordsFn(args.batch_size))
+            | "ReadRecords" >> beam.ParDo(KeyedTFRecordsFn(transforms.ROWS_PER_BATCH))
         )
         read = transforms.split_outputs(read, (transforms.ROWS, transforms.DEAD_LETTER, transforms.LINES_READ))
     else:
@@ -299,7 +308,7 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
         if args.key_column:
             spec = dataclasses.replace(spec, input_format=dataclasses.replace(spec.input_format, key=args.key_column))
         parser = RowParser(spec, args.format, FixedSplit("test"), labeled=not args.unlabeled)
-        read = pipeline | "ReadRows" >> transforms.ReadBatches(args.input, parser, rows_per_batch=args.batch_size)
+        read = pipeline | "ReadRows" >> transforms.ReadBatches(args.input, parser)
     dead_letter_files = read[transforms.DEAD_LETTER] | "DeadLetter" >> transforms.WriteDeadLetter(
         f"{staged}{DEAD_LETTER_SUFFIX}"
     )
@@ -312,7 +321,7 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
 
     predictions = (
         read[transforms.ROWS]
-        | "RunInference" >> RunInference(SavedModelBatchHandler(export_dir, spec))
+        | "RunInference" >> RunInference(SavedModelBatchHandler(export_dir, spec, args.batch_size))
         | "Unwrap" >> beam.Map(unwrap)
     )
     prediction_files = write_predictions(predictions, staged, args.output_format)
