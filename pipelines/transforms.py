@@ -1,11 +1,13 @@
 """The reusable Beam transforms of both pipelines (`preprocess`, `score`).
 
 This module owns the steps, not the programs: reading raw files into
-`RowBatch`es with a tagged dead-letter output (`ReadBatches`, `ReadSources`),
-writing the dead letter (`WriteDeadLetter`), counting (`counter`,
-`counters`), token counts and vocabularies (`CountTokensFn`,
+`RowBatch`es, dead-letter records and line counts (`ReadBatches`,
+`ReadSources`, `split_outputs`), writing the dead letter
+(`WriteDeadLetter`), counting (`counter` for progress, `CountRows` for the
+accounting), token counts and vocabularies (`CountTokensFn`,
 `SumTokenCounts`, `BuildVocabularies`), statistics (`BatchStatisticsFn`,
-`summarize`) and writing splits as TFRecords (`WriteSplits`).
+`summarize`) and writing splits as TFRecords (`WriteSplits`). Every step
+runs on Beam's DirectRunner and DaskRunner alike (`tests/test_cluster_runner.py`).
 Every step works on whole batches of rows with Arrow and NumPy; per-row
 Python runs only for the lines the column-wise checks flag
 (`pipelines.batches`). The CLIs `pipelines.preprocess` and `pipelines.score`
@@ -30,7 +32,6 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from featnet_tf import prepared_data
@@ -578,14 +579,3 @@ class CountRows(beam.PTransform):
                 beam.pvalue.AsSingleton(reasons),
             )
         )
-
-
-def counters(result, namespaces: Sequence[str] = (COUNTER_NAMESPACE,)) -> dict[str, int]:
-    """The committed counters of a finished pipeline, summed by name over
-    `namespaces` (progress reporting only: the accounting comes from
-    `CountRows`)."""
-    totals: dict[str, int] = {}
-    for namespace in namespaces:
-        for entry in result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]:
-            totals[entry.key.metric.name] = totals.get(entry.key.metric.name, 0) + entry.committed
-    return totals
