@@ -1,0 +1,78 @@
+"""Rows per second of `pipelines.preprocess` on the DirectRunner and on a local Dask cluster, same input, same run.
+
+Starts `dask scheduler` and two `dask worker` processes (one thread each) on
+127.0.0.1, as README's "Scaling out" does, and preprocesses the same files
+on both runners. The input is a glob of several files (one worker reads one
+file), e.g. a 1M-row file cut in four with `split -n l/4 -d`:
+
+    python benchmarks/dask_throughput.py --input '/tmp/featnet_bench/split4/part_*.tsv' --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from dask.distributed import Client
+
+from pipelines import preprocess
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def timed_run(argv: list[str]) -> float:
+    output = tempfile.mkdtemp()
+    shutil.rmtree(output)
+    start = time.perf_counter()
+    preprocess.run(argv + ["--output_dir", output])
+    seconds = time.perf_counter() - start
+    shutil.rmtree(output)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, help="a glob of Criteo-format files")
+    parser.add_argument("--rows", type=int, required=True, help="the rows in all of them")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    inputs = ["--input", args.input, "--format", "criteo"]
+    direct = timed_run(inputs + ["--runner", "DirectRunner"])
+    print(f"DirectRunner: {direct:.1f} s = {args.rows / direct:,.0f} rows/s", flush=True)
+    dask = os.path.join(os.path.dirname(sys.executable), "dask")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    processes = [
+        subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet)
+    ]
+    processes += [
+        subprocess.Popen([dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"], **quiet)
+        for _ in range(args.workers)
+    ]
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(args.workers, timeout=120)
+        on_dask = timed_run(inputs + ["--runner", "DaskRunner", "--dask_client_address", address])
+    finally:
+        for process in processes:
+            process.terminate()
+    print(
+        f"DaskRunner, {args.workers} workers x 1 thread: {on_dask:.1f} s = {args.rows / on_dask:,.0f} rows/s "
+        f"({direct / on_dask:.2f}x the DirectRunner)",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
