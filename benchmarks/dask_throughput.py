@@ -11,23 +11,13 @@ file), e.g. a 1M-row file cut in four with `split -n l/4 -d`:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 
-from dask.distributed import Client
-
 from pipelines import preprocess
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from pipelines.dask_cluster import local_cluster
 
 
 def timed_run(argv: list[str]) -> float:
@@ -49,24 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     inputs = ["--input", args.input, "--format", "criteo"]
     direct = timed_run(inputs + ["--runner", "DirectRunner"])
     print(f"DirectRunner: {direct:.1f} s = {args.rows / direct:,.0f} rows/s", flush=True)
-    dask = os.path.join(os.path.dirname(sys.executable), "dask")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    processes = [
-        subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet)
-    ]
-    processes += [
-        subprocess.Popen([dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"], **quiet)
-        for _ in range(args.workers)
-    ]
-    try:
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(args.workers, timeout=120)
+    with local_cluster(workers=args.workers) as address:
         on_dask = timed_run(inputs + ["--runner", "DaskRunner", "--dask_client_address", address])
-    finally:
-        for process in processes:
-            process.terminate()
     print(
         f"DaskRunner, {args.workers} workers x 1 thread: {on_dask:.1f} s = {args.rows / on_dask:,.0f} rows/s "
         f"({direct / on_dask:.2f}x the DirectRunner)",

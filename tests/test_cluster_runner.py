@@ -14,54 +14,24 @@ import glob
 import gzip
 import json
 import os
-import socket
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from featnet_tf.prepared_data import SPLITS, load_statistics
 from pipelines import preprocess, score
+from pipelines.dask_cluster import local_cluster
 from tests.test_batch_path import CRITEO_LINES, read_examples
 
 DIRECT = ["--runner=DirectRunner"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def dask_cluster():
     """README's commands: `dask scheduler` and two `dask worker` processes on 127.0.0.1."""
-    distributed = pytest.importorskip("dask.distributed")
-    dask = os.path.join(os.path.dirname(sys.executable), "dask")
-    address = f"127.0.0.1:{free_port()}"
-    scheduler = subprocess.Popen(
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", address.split(":")[1], "--no-dashboard"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    workers = [
-        subprocess.Popen(
-            [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(2)
-    ]
-    try:
-        with distributed.Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=120)
+    pytest.importorskip("dask.distributed")
+    with local_cluster(workers=2) as address:
         yield ["--runner", "DaskRunner", "--dask_client_address", address]
-    finally:
-        for process in [*workers, scheduler]:
-            process.terminate()
-        for process in [*workers, scheduler]:
-            process.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
