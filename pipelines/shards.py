@@ -84,14 +84,24 @@ def finalize_shards(
                 stream.write(empty)
             paths = [path]
         names = [prefixes[key] + SHARD_TEMPLATE.format(index=i, count=len(paths)) + suffix for i in range(len(paths))]
-        directory = prefixes[key].rsplit("/", 1)[0]
-        if not FileSystems.exists(directory):
-            FileSystems.mkdirs(directory)
+        make_directory(prefixes[key].rsplit("/", 1)[0])
         FileSystems.rename(sorted(paths), names)
         finals += names
     if FileSystems.exists(temp_dir):
         FileSystems.delete([temp_dir])
     return finals
+
+
+def make_directory(path: str) -> None:
+    """Creates `path` (and its parents) unless it exists, also when another
+    worker creates it at the same moment: `FileSystems.mkdirs` raises when the
+    directory exists, and two workers of a cluster runner may both have seen
+    it missing."""
+    try:
+        FileSystems.mkdirs(path)
+    except OSError:
+        if not FileSystems.exists(path):
+            raise
 
 
 class WriteShards(beam.PTransform):

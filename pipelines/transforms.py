@@ -40,7 +40,7 @@ from featnet_tf.prepared_data import SPLITS
 from pipelines import columns, examples
 from pipelines.batches import BatchParser, RowBatch
 from pipelines.rows import RowParser
-from pipelines.shards import WriteShards
+from pipelines.shards import WriteShards, make_directory
 from pipelines.tfrecords import EMPTY_GZIP, frame_records, gzip_compress
 
 # Counters of the rows read and parsed, whichever pipeline reads them.
@@ -393,8 +393,7 @@ def _sum_by_split(items: Iterable[tuple[str, pa.Table]]) -> list[tuple[str, pa.T
 
 def write_vocabulary(item: tuple[str, list[str], int], vocabulary_dir: str) -> tuple[str, int, int]:
     name, tokens, cardinality = item
-    if not FileSystems.exists(vocabulary_dir):
-        FileSystems.mkdirs(vocabulary_dir)
+    make_directory(vocabulary_dir)
     with FileSystems.create(FileSystems.join(vocabulary_dir, f"{name}.txt")) as stream:
         stream.write("".join(f"{token}\n" for token in tokens).encode("utf-8"))
     return name, len(tokens), cardinality

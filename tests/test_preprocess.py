@@ -394,3 +394,29 @@ def test_an_avazu_header_with_a_byte_order_mark_is_a_valid_file(tmp_path):
 def test_csv_without_a_spec_is_refused(tmp_path):
     with pytest.raises(ValueError, match="needs a FeatureSpec"):
         preprocess.run(["--input", "x.csv", "--format", "csv", "--output_dir", str(tmp_path)] + DIRECT)
+
+
+def test_workers_creating_the_same_directory_at_once_all_succeed(tmp_path):
+    """On a cluster runner several workers write vocabularies (or finalize
+    shards) into one new directory at the same moment."""
+    import threading
+
+    from pipelines.shards import make_directory
+
+    for attempt in range(20):
+        target = str(tmp_path / f"attempt{attempt}" / "vocabularies")
+        start, errors = threading.Barrier(8), []
+
+        def create() -> None:
+            start.wait()
+            try:
+                make_directory(target)
+            except OSError as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=create) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors and os.path.isdir(target)
