@@ -11,9 +11,11 @@ speeds vary from day to day.
     python benchmarks/train_throughput.py --data_dir /tmp/frappe_prep --steps 200 --settings 1 \\
         --experiments featnet_frappe,dcnv2_frappe,deepfm_frappe --caches none,memory,none,memory
 
-Settings: 1 replica (`--strategy one_device`, batch 1024) and 2 replicas
-(`--strategy mirrored --logical_cpus 2`, batch 512 per replica), the same
-global batch. ``--caches none,memory`` measures each cell with the TFRecords
+Settings: 1 replica (`--strategy one_device`, batch 1024), 2 replicas
+(`--strategy mirrored --logical_cpus 2`, batch 512 per replica) and 2
+worker processes (`--strategy multi_worker`, TF_CONFIG naming two workers on
+127.0.0.1, batch 512 each: gradients all-reduced over gRPC; on one machine
+they share its cores), the same global batch. ``--caches none,memory`` measures each cell with the TFRecords
 streamed every epoch and with the ids held in memory (`data.cache`), and
 prints the medians' ratio (``none,memory,none,memory`` alternates twice).
 
@@ -48,7 +50,12 @@ SETTINGS = {
         "--set",
         "data.batch_size=512",
     ],
+    "2 workers (multi_worker, loopback)": ["--strategy", "multi_worker", "--set", "data.batch_size=512"],
 }
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from featnet_tf.workers import loopback_tf_configs  # noqa: E402  (imports TensorFlow: ~5 s)
+
+WORKERS = {"2 workers (multi_worker, loopback)": 2}  # settings run as that many processes
 
 
 def parse_variant(text: str) -> tuple[str, str | None, list[str]]:
@@ -59,11 +66,18 @@ def parse_variant(text: str) -> tuple[str, str | None, list[str]]:
 
 
 def train_history(
-    data_dir: str, experiment: str, flags: list[str], steps_per_epoch: int | None = None, source: str | None = None
+    data_dir: str,
+    experiment: str,
+    flags: list[str],
+    steps_per_epoch: int | None = None,
+    source: str | None = None,
+    workers: int = 1,
 ) -> dict:
     """``history.json`` of a two-epoch `featnet_tf.train` run in a subprocess
     (one validation batch, no early stop, no export), from this checkout or
-    the one at `source`; `flags` are more command-line arguments."""
+    the one at `source`; `flags` are more command-line arguments. With
+    `workers` > 1, that many processes on 127.0.0.1, each with its TF_CONFIG
+    (the chief writes the history)."""
     with tempfile.TemporaryDirectory() as run_dir:
         command = [sys.executable, "-m", "featnet_tf.train", "--experiment", experiment]
         command += ["--data_dir", os.path.abspath(data_dir), "--run_dir", os.path.join(run_dir, "run")]
@@ -76,9 +90,24 @@ def train_history(
         environment = dict(os.environ)
         if source:  # the other checkout's package first on the path, not this one's
             environment["PYTHONPATH"] = os.pathsep.join([os.path.abspath(source), environment.get("PYTHONPATH", "")])
-        result = subprocess.run(command + flags, capture_output=True, text=True, cwd=source, env=environment)
-        if result.returncode:
-            raise SystemExit(result.stderr[-3000:])
+        processes = []
+        for tf_config in loopback_tf_configs(workers) if workers > 1 else [None]:
+            if tf_config:
+                environment = dict(environment, TF_CONFIG=tf_config)
+            processes.append(
+                subprocess.Popen(
+                    command + flags,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    cwd=source,
+                    env=environment,
+                )
+            )
+        for process in processes:
+            _, stderr = process.communicate()
+            if process.returncode:
+                raise SystemExit(stderr[-3000:])
         with open(os.path.join(run_dir, "run", "history.json")) as stream:
             return json.load(stream)
 
@@ -88,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data_dir", required=True)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--experiments", default="featnet", help="comma-separated named experiments")
-    parser.add_argument("--settings", default="1,2", help="which settings: 1 (one replica), 2 (two), or both")
+    parser.add_argument(
+        "--settings", default="1,2", help="which settings: 1 (one replica), 2 (two), 3 (two worker processes)"
+    )
     parser.add_argument("--caches", default="auto", help="data.cache values to measure, e.g. none,memory")
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL[@DIR]:KEY=VALUE,...")
     parser.add_argument("--rounds", type=int, default=1, help="how many times the variants alternate")
@@ -104,7 +135,9 @@ def main(argv: list[str] | None = None) -> None:
             measured: list[tuple[str, float]] = []
             for label, source, overrides in variants:
                 flags = SETTINGS[setting] + [item for override in overrides for item in ("--set", override)]
-                history = train_history(args.data_dir, experiment, flags, args.steps, source)
+                history = train_history(
+                    args.data_dir, experiment, flags, args.steps, source, workers=WORKERS.get(setting, 1)
+                )
                 seconds = history["epoch_train_seconds"][1]
                 rate = args.steps * history["global_batch_size"] / seconds
                 measured.append((label, rate))

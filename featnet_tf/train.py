@@ -33,7 +33,7 @@ import tf_keras as keras
 
 import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf import config as config_lib
-from featnet_tf import experiments, export, training
+from featnet_tf import experiments, export, training, workers
 from featnet_tf.files import write_json
 from featnet_tf.metrics import binary_auc, log_loss
 
@@ -151,7 +151,7 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     def _save_model(self, epoch, batch, logs):
         before = self.best
         super()._save_model(epoch, batch, logs)
-        if self.best != before:
+        if self.best != before and workers.is_chief(self.model.distribute_strategy):
             write_json(self.info_path, {"epoch": epoch + 1, "val_auc": float(self.best)})
 
 
@@ -164,6 +164,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one value")
     parser.add_argument("--strategy", choices=config_lib.STRATEGIES, help="sets training.strategy")
     parser.add_argument("--logical_cpus", type=int, default=0, help="split the CPU into N devices for MirroredStrategy")
+    parser.add_argument(
+        "--worker_timeout",
+        type=int,
+        default=workers.WORKER_TIMEOUT_SECONDS,
+        help="multi_worker: seconds without a heartbeat after which a worker counts as dead and the run fails",
+    )
     parser.add_argument("--jit", action="store_true", help="XLA-compile the train step (sets training.jit)")
     parser.add_argument("--mixed_precision", action="store_true", help="mixed_float16 (sets training.mixed_precision)")
     parser.add_argument("--no_export", action="store_true", help="stop after metrics.json")
@@ -183,9 +189,10 @@ def resolve_config(args: argparse.Namespace) -> config_lib.ExperimentConfig:
     return experiments.experiment(args.experiment, args.config, args.set, **overrides)
 
 
-def prepare_run_dir(run_dir: str, config: config_lib.ExperimentConfig) -> None:
+def prepare_run_dir(run_dir: str, config: config_lib.ExperimentConfig, chief: bool = True) -> None:
     """Creates the run directory with its config, or checks that an existing
-    one (a run being resumed) was made with the same config."""
+    one (a run being resumed) was made with the same config. Only the chief
+    writes; the other workers of a multi-worker run only check."""
     path = os.path.join(run_dir, training.CONFIG_FILE)
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"The run directory {run_dir} is a file.")
@@ -197,8 +204,9 @@ def prepare_run_dir(run_dir: str, config: config_lib.ExperimentConfig) -> None:
                 "use a new --run_dir, or the same flags to resume it."
             )
         return
-    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
-    config_lib.save(config, path)
+    if chief:
+        os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+        config_lib.save(config, path)
 
 
 def fit(
@@ -280,8 +288,8 @@ class NonFiniteLoss(RuntimeError):
 
 
 def train_stage(run: training.Run, strategy: tf.distribute.Strategy) -> None:
-    """Fits (from the backup when there is one) and writes ``history.json``,
-    the mark that training is done; then drops the backup."""
+    """Fits (from the backup when there is one) and, on the chief, writes
+    ``history.json``, the mark that training is done; then drops the backup."""
     start = time.perf_counter()
     timer, finite = EpochTimer(), StopOnNonFiniteLoss()
     history = fit(run, strategy, timer, finite)
@@ -291,6 +299,8 @@ def train_stage(run: training.Run, strategy: tf.distribute.Strategy) -> None:
             f"the loss became {finite.bad_loss} at step {finite.bad_step}; training stopped and nothing was "
             "evaluated or exported (lower training.learning_rate, or check the data)"
         )
+    if not workers.is_chief(strategy):
+        return
     write_json(
         run.path(training.HISTORY_FILE),
         {
@@ -337,14 +347,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = resolve_config(args)
         if os.path.exists(args.run_dir) and not os.path.isdir(args.run_dir):
             raise ValueError(f"The run directory {args.run_dir} is a file.")
-        strategy = training.make_strategy(config.training.strategy, args.logical_cpus)
+        strategy = training.make_strategy(config.training.strategy, args.logical_cpus, args.worker_timeout)
         keras.utils.set_random_seed(config.training.seed)
         run = training.build_run(config, args.run_dir, strategy)
-        prepare_run_dir(args.run_dir, config)  # only once everything above is valid
+        chief = workers.is_chief(strategy)
+        prepare_run_dir(args.run_dir, config, chief)  # only once everything above is valid
     except ValueError as error:
         print(f"[train] error: {error}", file=sys.stderr)
         return 2
+    worker = workers.worker_name(strategy)
+    if not worker:
+        return run_stages(run, strategy, args)
+    print(f"[train] {worker} ({type(strategy).__name__})", flush=True)
+    code = run_stages(run, strategy, args)
+    if code:
+        return code  # the cluster is broken (or this worker failed): the others fail on their own
+    try:
+        workers.wait_for_all("featnet_tf.train.done")
+    except tf.errors.OpError as error:
+        reason = workers.first_line(error)
+        print(f"[train] error: {worker}: the other workers did not finish: {reason}", file=sys.stderr)
+        return 4
+    return code
 
+
+def run_stages(run: training.Run, strategy: tf.distribute.Strategy, args: argparse.Namespace) -> int:
+    """Trains, evaluates and exports, skipping the stages a killed run
+    finished before; in a multi-worker run, the chief alone evaluates and
+    exports (the other workers only train)."""
     done = {name: os.path.exists(run.path(name)) for name in (training.HISTORY_FILE, training.METRICS_FILE)}
     if os.path.exists(run.path(training.EXPORT_FILE)) or (done[training.METRICS_FILE] and args.no_export):
         print(f"[train] {args.run_dir} is complete; nothing to do (use a new --run_dir to train again)", flush=True)
@@ -358,7 +388,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except NonFiniteLoss as error:
             print(f"[train] error: {error}", file=sys.stderr)
             return 3
-    if tf.io.gfile.glob(run.path(training.BEST_WEIGHTS) + ".index"):
+        except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as error:
+            if not workers.worker_name(strategy):
+                raise
+            print(
+                f"[train] error: {workers.worker_name(strategy)}: a worker failed during training "
+                f"({type(error).__name__}: {workers.first_line(error)}); start the same command on every worker "
+                f"again to resume from the last backup in {run.path('backup')}",
+                file=sys.stderr,
+            )
+            return 4
+    multi_worker = bool(workers.worker_name(strategy))
+    if multi_worker and not workers.is_chief(strategy):
+        print("[train] training done; the chief evaluates and exports", flush=True)
+        return 0
+    if multi_worker:
+        try:
+            run = training.unreplicated(run)
+        except ValueError as error:
+            print(f"[train] error: {error}", file=sys.stderr)
+            return 2
+    elif tf.io.gfile.glob(run.path(training.BEST_WEIGHTS) + ".index"):
         run.ranker.load_weights(run.path(training.BEST_WEIGHTS)).expect_partial()
     if not done[training.METRICS_FILE]:
         evaluate_stage(run)

@@ -34,7 +34,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf import config as config_lib
-from featnet_tf import experiments
+from featnet_tf import experiments, workers
 from featnet_tf.data import make_dataset
 from featnet_tf.features import FeatureSpec
 from featnet_tf.files import write_json
@@ -161,11 +161,14 @@ class InMemoryIds:
         return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def make_strategy(name: str, logical_cpus: int = 0) -> tf.distribute.Strategy:
+def make_strategy(
+    name: str, logical_cpus: int = 0, worker_timeout: int = workers.WORKER_TIMEOUT_SECONDS
+) -> tf.distribute.Strategy:
     """`mirrored`: all GPUs (the CPU when there is none; `logical_cpus` > 1
     splits the CPU into that many devices and mirrors over them, to exercise
     the distributed path without GPUs); `one_device`; `multi_worker` from
-    TF_CONFIG. `one_device` is TensorFlow's default (no) strategy."""
+    TF_CONFIG (`workers.configure`). `one_device` is TensorFlow's default
+    (no) strategy."""
     if logical_cpus > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         try:
@@ -184,6 +187,7 @@ def make_strategy(name: str, logical_cpus: int = 0) -> tf.distribute.Strategy:
         # Keras' BackupAndRestore refuses it.
         return tf.distribute.get_strategy()
     if name == "multi_worker":
+        workers.configure(worker_timeout)
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"Unknown strategy {name!r}. Expected one of {config_lib.STRATEGIES}.")
 
@@ -224,6 +228,22 @@ def build_run(config: config_lib.ExperimentConfig, run_dir: str, strategy: tf.di
             steps_per_execution=config.training.steps_per_execution,
         )
     return Run(run_dir, config, spec, transform, ranker)
+
+
+def unreplicated(run: Run) -> Run:
+    """`run` rebuilt outside its strategy with its best weights, read from
+    ``checkpoints/best``: what the chief of a multi-worker run evaluates and
+    exports alone. Reading the variables of a `MultiWorkerMirroredStrategy`
+    may start collectives, which the other workers, done and gone, would
+    never join (TensorFlow aborts them as unhealthy peers)."""
+    if not tf.io.gfile.glob(run.path(BEST_WEIGHTS) + ".index"):
+        raise ValueError(
+            f"{run.run_dir} has no best weights ({run.path(BEST_WEIGHTS)}): no epoch had a finite validation AUC, "
+            "so the chief of this multi-worker run has nothing to evaluate or export."
+        )
+    single = build_run(run.config, run.run_dir)
+    single.ranker.load_weights(run.path(BEST_WEIGHTS)).expect_partial()
+    return single
 
 
 def load_run(run_dir: str) -> Run:
