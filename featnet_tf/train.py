@@ -15,6 +15,11 @@ where it stopped: mid-training from its last backup, and after training at
 the stage that was interrupted (evaluation, export) without training again;
 a finished run is not redone. A loss that stops being finite ends the run
 with exit code 3, before anything is evaluated or exported.
+
+With ``--strategy multi_worker`` the same command runs on every worker, each
+with its TF_CONFIG (`featnet_tf.workers`): all train, the chief alone writes
+the run directory, evaluates and exports, and a worker that dies fails the
+others within ``--worker_timeout`` seconds (exit code 4).
 """
 
 from __future__ import annotations
@@ -357,9 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     worker = workers.worker_name(strategy)
     if not worker:
-        return run_stages(run, strategy, args)
+        return run_stages(run, strategy, args, worker)
     print(f"[train] {worker} ({type(strategy).__name__})", flush=True)
-    code = run_stages(run, strategy, args)
+    code = run_stages(run, strategy, args, worker)
     if code:
         return code  # the cluster is broken (or this worker failed): the others fail on their own
     try:
@@ -371,10 +376,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def run_stages(run: training.Run, strategy: tf.distribute.Strategy, args: argparse.Namespace) -> int:
+def run_stages(run: training.Run, strategy: tf.distribute.Strategy, args: argparse.Namespace, worker: str) -> int:
     """Trains, evaluates and exports, skipping the stages a killed run
-    finished before; in a multi-worker run, the chief alone evaluates and
-    exports (the other workers only train)."""
+    finished before; in a multi-worker run (`worker` names this one), the
+    chief alone evaluates and exports (the other workers only train)."""
     done = {name: os.path.exists(run.path(name)) for name in (training.HISTORY_FILE, training.METRICS_FILE)}
     if os.path.exists(run.path(training.EXPORT_FILE)) or (done[training.METRICS_FILE] and args.no_export):
         print(f"[train] {args.run_dir} is complete; nothing to do (use a new --run_dir to train again)", flush=True)
@@ -389,20 +394,19 @@ def run_stages(run: training.Run, strategy: tf.distribute.Strategy, args: argpar
             print(f"[train] error: {error}", file=sys.stderr)
             return 3
         except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as error:
-            if not workers.worker_name(strategy):
+            if not worker:
                 raise
             print(
-                f"[train] error: {workers.worker_name(strategy)}: a worker failed during training "
+                f"[train] error: {worker}: a worker failed during training "
                 f"({type(error).__name__}: {workers.first_line(error)}); start the same command on every worker "
                 f"again to resume from the last backup in {run.path('backup')}",
                 file=sys.stderr,
             )
             return 4
-    multi_worker = bool(workers.worker_name(strategy))
-    if multi_worker and not workers.is_chief(strategy):
+    if worker and not workers.is_chief(strategy):
         print("[train] training done; the chief evaluates and exports", flush=True)
         return 0
-    if multi_worker:
+    if worker:
         try:
             run = training.unreplicated(run)
         except ValueError as error:

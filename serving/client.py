@@ -208,7 +208,7 @@ def read_rows(path: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in stream if line.strip()]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m serving.client",
         description="Send raw rows to a TF Serving model and print click probabilities.",
@@ -219,7 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", required=True, help="JSON lines, one raw feature dict per line")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole call, retries included")
     parser.add_argument("--max_batch_size", type=int, default=256, help="rows per request (the server's limit)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     rows = read_rows(args.rows)
     try:
         with PredictionClient(
