@@ -52,9 +52,6 @@ SETTINGS = {
     ],
     "2 workers (multi_worker, loopback)": ["--strategy", "multi_worker", "--set", "data.batch_size=512"],
 }
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from featnet_tf.workers import loopback_tf_configs  # noqa: E402  (imports TensorFlow: ~5 s)
-
 WORKERS = {"2 workers (multi_worker, loopback)": 2}  # settings run as that many processes
 
 
@@ -63,6 +60,15 @@ def parse_variant(text: str) -> tuple[str, str | None, list[str]]:
     head, _, overrides = text.partition(":")
     label, _, source = head.partition("@")
     return label, source or None, [item for item in overrides.split(",") if item]
+
+
+def loopback_tf_configs(count: int) -> list[str]:
+    """`featnet_tf.workers.loopback_tf_configs`, imported only when a setting
+    needs workers (it imports TensorFlow)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from featnet_tf.workers import loopback_tf_configs as configs
+
+    return configs(count)
 
 
 def train_history(

@@ -373,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = workers.first_line(error)
         print(f"[train] error: {worker}: the other workers did not finish: {reason}", file=sys.stderr)
         return 4
-    return code
+    return 0
 
 
 def run_stages(run: training.Run, strategy: tf.distribute.Strategy, args: argparse.Namespace, worker: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import threading
@@ -66,6 +67,20 @@ def test_grpc_predictions_equal_the_saved_models_own(deployment):
     np.testing.assert_allclose(from_raw_rows, expected, atol=1e-6)
     np.testing.assert_allclose(outputs["probability"], expected, atol=1e-6)
     assert version == 1 and inputs["C1"] == ("string", [-1]) and inputs["I1"] == ("float32", [-1])
+
+
+def test_the_client_command_prints_each_rows_probability(deployment, tmp_path, capsys):
+    """README's ``python -m serving.client --target … --model_name featnet --rows rows.jsonl``."""
+    from serving import client
+
+    rows = [as_raw_row(e) for e in deployment["examples"][:20]]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert client.main(["--target", deployment["target"], "--model_name", "featnet", "--rows", str(path)]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["row"] for line in printed] == rows
+    probabilities = [line["probability"] for line in printed]  # printed to 6 decimals
+    np.testing.assert_allclose(probabilities, deployment["expected"][:20], atol=2e-6)
 
 
 def test_the_client_sends_more_rows_than_the_servers_batch_in_chunks(deployment):
