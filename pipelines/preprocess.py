@@ -257,8 +257,7 @@ def run(argv: Sequence[str] | None = None) -> PreprocessResult:
         pipeline = beam.Pipeline(options=options)
         build_pipeline(pipeline, spec, sources, provenance, staged)
         try:
-            result = pipeline.run()
-            result.wait_until_finish()
+            transforms.run_to_completion(pipeline)
         except InputFileError as error:
             raise RuntimeError(f"{transforms.first_line(error)}; nothing was written to {args.output_dir}") from None
         outcome = finish(staged, args.max_bad_fraction)

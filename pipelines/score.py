@@ -343,8 +343,7 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
         )
     )
     try:
-        result = pipeline.run()
-        result.wait_until_finish()
+        transforms.run_to_completion(pipeline)
     except transforms.InputFileError as error:
         staging.discard_prefix(staged)
         raise RuntimeError(f"{transforms.first_line(error)}; no predictions were written") from None

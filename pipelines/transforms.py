@@ -106,6 +106,20 @@ def pipeline_options(pipeline_args: Sequence[str]) -> PipelineOptions:
     return options
 
 
+def run_to_completion(pipeline: beam.Pipeline) -> None:
+    """Runs `pipeline` and waits for it; then closes the runner's client
+    where it holds one (Beam 2.77's `DaskRunnerResult` keeps its
+    `distributed.Client` open, which goes on reconnecting to a scheduler
+    that has since stopped)."""
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+    finally:
+        client = getattr(result, "client", None)
+        if client is not None:
+            client.close()
+
+
 def over_bad_row_budget(dead: int, rows_in: int, max_bad_fraction: float) -> str | None:
     """Why a run fails its bad-row budget, or None when it is within it."""
     if rows_in and dead / rows_in > max_bad_fraction:
