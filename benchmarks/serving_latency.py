@@ -7,6 +7,11 @@ the same batches (the floor the server adds to). One line per cell.
 
     python benchmarks/serving_latency.py --export_base demo_output/run/export \
         --examples 'demo_output/data/test/*.tfrecord.gz' --seconds 10
+
+``--variant LABEL@DIR`` (repeatable) runs the server of another checkout
+of this repository (e.g. ``git archive <commit> | tar x -C /tmp/before``)
+beside this one's (``--variant after``), one after the other in the same
+run, on the same in-process floor.
 """
 
 from __future__ import annotations
@@ -49,26 +54,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--export_base", required=True)
     parser.add_argument("--examples", required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL[@DIR]")
+    parser.add_argument("--server_flags", default="", help="more flags for every server, e.g. '--num_batch_threads 1'")
+    parser.add_argument("--cells", default="1x1,1x8,256x1,256x8", help="BATCHxCLIENTS cells to measure")
     args = parser.parse_args(argv)
+    variants = [(text.partition("@")[0], text.partition("@")[2] or None) for text in args.variant or ["server"]]
     examples = read_examples(args.examples, limit=20_000)
     export_dir = os.path.join(args.export_base, str(list_versions(args.export_base)[-1]))
-    with LocalServer(args.export_base, "featnet", "--max_batch_size", "1024") as server:
-        for batch_size in (1, 256):
-            floor = in_process(export_dir, examples, batch_size, args.seconds)
-            print(
-                f"batch {batch_size:>3}, in-process SavedModel: p50 {floor['p50_ms']:.2f} ms, p99 "
-                f"{floor['p99_ms']:.2f} ms, "
-                f"{floor['qps']:,.0f} calls/s = {floor['qps'] * batch_size:,.0f} predictions/s",
-                flush=True,
-            )
-            for clients in (1, 8):
+    floors = {}
+    for batch_size in sorted({int(cell.split("x")[0]) for cell in args.cells.split(",")}):
+        floor = floors[batch_size] = in_process(export_dir, examples, batch_size, args.seconds)
+        print(
+            f"batch {batch_size:>3}, in-process SavedModel: p50 {floor['p50_ms']:.2f} ms, p99 "
+            f"{floor['p99_ms']:.2f} ms, "
+            f"{floor['qps']:,.0f} calls/s = {floor['qps'] * batch_size:,.0f} predictions/s",
+            flush=True,
+        )
+    for label, source in variants:
+        base = os.path.abspath(args.export_base)  # the server of another checkout runs from there
+        flags = ["--max_batch_size", "1024", *args.server_flags.split()]
+        with LocalServer(base, "featnet", *flags, source=source) as server:
+            for cell in args.cells.split(","):
+                batch_size, clients = (int(part) for part in cell.split("x"))
                 result = run_load(server.target, "featnet", examples, clients, args.seconds, batch_size)
                 print(
-                    f"batch {batch_size:>3}, {clients} client(s) over gRPC: p50 {result['p50_ms']:.2f} ms, p95 "
-                    f"{result['p95_ms']:.2f} ms, "
-                    f"p99 {result['p99_ms']:.2f} ms, {result['qps']:,.0f} QPS = "
-                    f"{result['predictions_per_second']:,.0f} predictions/s, "
-                    f"errors {result['errors'] or 0}",
+                    f"{label}: batch {batch_size:>3}, {clients} client(s) over gRPC: p50 {result['p50_ms']:.2f} "
+                    f"ms, p95 {result['p95_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms (in-process p99 + "
+                    f"{result['p99_ms'] - floors[batch_size]['p99_ms']:.2f} ms), {result['qps']:,.0f} QPS = "
+                    f"{result['predictions_per_second']:,.0f} predictions/s, errors {result['errors'] or 0}",
                     flush=True,
                 )
 

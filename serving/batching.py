@@ -1,12 +1,18 @@
-"""Server-side batching of concurrent requests, like TF Serving's batching.
+"""Server-side batching of concurrent requests, adaptive to the load.
 
-Requests for the same servable and signature whose inputs have the same
-keys, dtypes and per-row shapes are concatenated along the batch axis into
-one call of up to `max_batch_size` rows; the scheduler waits at most
-`batch_timeout_micros` after the first request of a batch for others to join.
-Each request gets back its own rows of every output. When a merged call
-fails, its requests are run again one by one, so that only a malformed
-request fails and the well-formed ones merged with it are answered.
+The model runs at most `num_batch_threads` calls at once (its slots). A
+request that finds nothing queued and a slot free runs at once, in the
+caller's own thread: a lone request pays no batching window and no thread
+hop. Only under concurrency, when every slot is busy, do requests queue;
+a batch thread then takes the queued requests for the same servable and
+signature whose inputs have the same keys, dtypes and per-row shapes,
+concatenates them along the batch axis into one call of up to
+`max_batch_size` rows, and, while another call is still running (so more
+requests are likely on their way), waits at most `batch_timeout_micros` for
+others to join. Each request gets back its own rows of every output. When a
+merged call fails, its requests are run again one by one, so that only a
+malformed request fails and the well-formed ones merged with it are
+answered.
 
 Backpressure, as TF Serving's `max_enqueued_batches`: the queue holds at most
 `max_enqueued_batches * max_batch_size` rows, and a request that would go past
@@ -57,10 +63,13 @@ class BatchScheduler:
     Args:
         max_batch_size: most rows in one merged call.
         batch_timeout_micros: longest wait for a batch to fill, after its
-            first request arrived.
-        num_batch_threads: merged calls that may run at once.
+            first request was taken, while another call is running.
+        num_batch_threads: model calls that may run at once (requests run
+            in their caller's thread and merged batches together).
         max_enqueued_batches: the queue holds at most this many full
             batches' worth of rows; more is refused with `QueueFull`.
+        on_call: called with the servable and the rows of every model call
+            (the server's batch-size metric).
     """
 
     def __init__(
@@ -69,6 +78,7 @@ class BatchScheduler:
         batch_timeout_micros: int = 2000,
         num_batch_threads: int = 2,
         max_enqueued_batches: int = 16,
+        on_call: Callable[[Any, int], None] | None = None,
     ) -> None:
         if max_batch_size <= 0:
             raise ValueError(f"`max_batch_size` must be positive. Received: {max_batch_size}")
@@ -77,7 +87,10 @@ class BatchScheduler:
         self.max_batch_size = max_batch_size
         self.max_queued_rows = max_enqueued_batches * max_batch_size
         self.timeout = batch_timeout_micros / 1e6
+        self.slots = num_batch_threads
         self.dropped = 0  # requests whose caller had gone before they were run
+        self.on_call = on_call
+        self._running = 0  # model calls in progress, at most `slots`
         self._queued_rows = 0
         self._queue: collections.deque[_Task] = collections.deque()
         self._condition = threading.Condition()
@@ -101,15 +114,29 @@ class BatchScheduler:
         when the queue is full, `CallerGone` when the caller left first."""
         task = _Task(servable, signature, inputs, rows, alive)
         with self._condition:
-            if self._queued_rows + rows > self.max_queued_rows:
-                raise QueueFull(
-                    f"the batch queue is full ({self._queued_rows} rows waiting, at most {self.max_queued_rows}: "
-                    "--max_enqueued_batches x --max_batch_size); retry later"
-                )
-            self._queue.append(task)
-            self._queued_rows += rows
-            self._condition.notify()
+            run_now = not self._queue and self._running < self.slots
+            if run_now:  # the fast path: nothing waits and the model has a free slot
+                self._running += 1
+            else:
+                if self._queued_rows + rows > self.max_queued_rows:
+                    raise QueueFull(
+                        f"the batch queue is full ({self._queued_rows} rows waiting, at most {self.max_queued_rows}: "
+                        "--max_enqueued_batches x --max_batch_size); retry later"
+                    )
+                self._queue.append(task)
+                self._queued_rows += rows
+                self._condition.notify()
+        if run_now:
+            try:
+                return self._run([task])[0]
+            finally:
+                self._release_slot()
         return task.future.result()
+
+    def _release_slot(self) -> None:
+        with self._condition:
+            self._running -= 1
+            self._condition.notify_all()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Runs what is queued, then ends the batch threads and waits for
@@ -123,14 +150,20 @@ class BatchScheduler:
                 thread.join(timeout)
 
     def _take_batch(self) -> list[_Task]:
+        """The next merged batch, holding a model slot; [] once stopped and
+        drained. Waits for company only while another call runs."""
         with self._condition:
             first = None
             while first is None:
-                while not self._queue and not self._stopped:
+                while not self._stopped and not (self._queue and self._running < self.slots):
                     self._condition.wait()
                 if not self._queue:  # stopped, and nothing left to run
                     return []
+                if self._running >= self.slots:  # stopping: wait for a slot all the same
+                    self._condition.wait()
+                    continue
                 first = self._pop_live()
+            self._running += 1
             batch, rows = [first], first.rows
             deadline = time.monotonic() + self.timeout
             while rows < self.max_batch_size:
@@ -148,7 +181,7 @@ class BatchScheduler:
                     rows += match.rows
                     continue
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._running <= 1:  # no other call runs: nobody else is coming soon
                     break
                 self._condition.wait(remaining)
             return batch
@@ -180,9 +213,11 @@ class BatchScheduler:
                     batch[0].future.set_exception(error)
                 else:
                     self._run_one_by_one(batch)
-                continue
-            for task, result in zip(batch, outputs):
-                task.future.set_result(result)
+            else:
+                for task, result in zip(batch, outputs):
+                    task.future.set_result(result)
+            finally:
+                self._release_slot()
 
     def _run_one_by_one(self, batch: list[_Task]) -> None:
         """A merged call failed: one malformed request must not fail the
@@ -194,9 +229,10 @@ class BatchScheduler:
             except Exception as error:
                 task.future.set_exception(error)
 
-    @staticmethod
-    def _run(batch: list[_Task]) -> list[dict[str, Any]]:
+    def _run(self, batch: list[_Task]) -> list[dict[str, Any]]:
         first = batch[0]
+        if self.on_call is not None:
+            self.on_call(first.servable, sum(task.rows for task in batch))
         if len(batch) == 1:
             return [first.servable.run(first.signature, first.inputs)]
         merged = {name: np.concatenate([task.inputs[name] for task in batch]) for name in first.inputs}

@@ -19,7 +19,9 @@ class LocalServer:
     `output` holds the server's log lines.
     """
 
-    def __init__(self, base_path: str, model_name: str, *flags: str, startup_seconds: float = 120.0) -> None:
+    def __init__(
+        self, base_path: str, model_name: str, *flags: str, startup_seconds: float = 120.0, source: str | None = None
+    ) -> None:
         self.command = [
             sys.executable,
             "-m",
@@ -33,14 +35,16 @@ class LocalServer:
             *flags,
         ]
         self.startup_seconds = startup_seconds
+        self.source = source  # another checkout whose `serving` runs (a benchmark of old against new)
         self.output: list[str] = []
         self.target = ""
         self.returncode: int | None = None
 
     def __enter__(self) -> "LocalServer":
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        root = self.source or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        environment = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
         self.process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root, env=environment
         )
         lines: queue.Queue = queue.Queue()
 

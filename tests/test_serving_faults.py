@@ -14,15 +14,20 @@ from serving.batching import BatchScheduler, CallerGone, QueueFull
 
 
 class RowServable:
-    """Doubles every row; a row ``-1`` is malformed and fails the whole call it is in, as a bad Example does."""
+    """Doubles every row; a row ``-1`` is malformed and fails the whole call it is in, as a bad Example does.
+    Each call takes `seconds` (a busy model, so that requests sent together queue behind the first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float = 0.0) -> None:
         self.calls: list[int] = []
+        self.threads: list[int] = []
         self.lock = threading.Lock()
+        self.seconds = seconds
 
     def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with self.lock:
             self.calls.append(len(inputs["x"]))
+            self.threads.append(threading.get_ident())
+        time.sleep(self.seconds)
         if np.any(inputs["x"] == -1):
             raise ValueError("row -1 is not an example")
         return {"y": inputs["x"] * 2}
@@ -43,10 +48,25 @@ def send_together(scheduler: BatchScheduler, servable: RowServable, rows: list[i
     return outcomes
 
 
-def test_concurrent_requests_are_merged_and_each_gets_its_own_rows():
+def test_a_lone_request_runs_at_once_in_its_callers_thread_without_a_batching_window():
+    scheduler, servable = (
+        BatchScheduler(max_batch_size=8, batch_timeout_micros=500_000, num_batch_threads=1),
+        RowServable(),
+    )
+    try:
+        start = time.monotonic()
+        assert int(scheduler.run(servable, "serving_default", {"x": np.array([5])}, 1)["y"][0]) == 10
+        elapsed = time.monotonic() - start
+    finally:
+        scheduler.stop()
+    assert elapsed < 0.25, f"the lone request waited {elapsed:.3f} s (the window is 0.5 s)"
+    assert servable.threads == [threading.get_ident()], "the request was handed to another thread"
+
+
+def test_requests_arriving_while_the_model_is_busy_are_merged_and_each_gets_its_own_rows():
     scheduler, servable = (
         BatchScheduler(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1),
-        RowServable(),
+        RowServable(seconds=0.2),
     )
     try:
         assert send_together(scheduler, servable, [1, 2, 3, 4]) == [2, 4, 6, 8]
@@ -58,14 +78,20 @@ def test_concurrent_requests_are_merged_and_each_gets_its_own_rows():
 def test_a_malformed_request_fails_alone_not_the_requests_merged_with_it():
     scheduler, servable = (
         BatchScheduler(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1),
-        RowServable(),
+        RowServable(seconds=0.2),
     )
     try:
-        outcomes = send_together(scheduler, servable, [1, -1, 3, 4])
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(scheduler.run, servable, "serving_default", {"x": np.array([0])}, 1)
+            deadline = time.monotonic() + 10
+            while not servable.calls and time.monotonic() < deadline:  # the model is busy: the next four queue
+                time.sleep(0.005)
+            outcomes = send_together(scheduler, servable, [1, -1, 3, 4])
+            busy.result()
     finally:
         scheduler.stop()
     assert outcomes == [2, "row -1 is not an example", 6, 8]
-    assert max(servable.calls) > 1, f"the requests were never merged, so nothing was tested: {servable.calls}"
+    assert 4 in servable.calls, f"the four requests were never merged, so nothing was tested: {servable.calls}"
 
 
 @pytest.mark.parametrize("rows", [[-1], [-1, -1]])
