@@ -114,8 +114,8 @@ class BatchScheduler:
         when the queue is full, `CallerGone` when the caller left first."""
         task = _Task(servable, signature, inputs, rows, alive)
         with self._condition:
-            run_now = not self._queue and self._running < self.slots
-            if run_now:  # the fast path: nothing waits and the model has a free slot
+            run_now = not self._queue and self._running == 0
+            if run_now:  # the fast path: the model is idle and nothing waits
                 self._running += 1
             else:
                 if self._queued_rows + rows > self.max_queued_rows:

@@ -34,6 +34,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from serving import tensors
+
 # A server that is starting, reloading or shedding load (full batch queue,
 # too many calls at once) says so with these; the call is safe to repeat.
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
@@ -159,7 +161,7 @@ class PredictionClient:
         the version that answered."""
         response = self._call(self.predictions.Predict, self.predict_request(inputs, signature_name))
         return {
-            key: tf.make_ndarray(value) for key, value in response.outputs.items()
+            key: tensors.from_proto(value) for key, value in response.outputs.items()
         }, response.model_spec.version.value
 
     def predict(self, rows: Iterable[Mapping[str, Any] | example_pb2.Example]) -> np.ndarray:
@@ -176,7 +178,7 @@ class PredictionClient:
             chunk = serialized[start : start + self.max_batch_size]
             request = self.predict_request({"examples": tf.make_tensor_proto(chunk, dtype=tf.string)})
             response = self._call(self.predictions.Predict, request, deadline)
-            probabilities.append(tf.make_ndarray(response.outputs["probability"]))
+            probabilities.append(tensors.from_proto(response.outputs["probability"]))
         return np.concatenate(probabilities) if probabilities else np.zeros([0], np.float32)
 
     def signature_inputs(self, signature_name: str = "serving_default") -> dict[str, tuple[str, list[int]]]:

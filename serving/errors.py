@@ -1,4 +1,7 @@
-"""What the model said, in the caller's terms.
+"""Refusals with their status code, and what the model said in the caller's terms.
+
+`RequestError` is a request the server refuses, with the gRPC status code
+both APIs answer it with (REST maps it to an HTTP status).
 
 An error raised inside a SavedModel's graph reaches Python as
 ``Graph execution error:`` followed by node names, a stack placeholder and, on
@@ -12,7 +15,17 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
+import grpc
 import numpy as np
+
+
+class RequestError(Exception):
+    """A request the server refuses, with its gRPC status code."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
 
 _TYPE_NAMES = {"string": "strings (bytes_list)", "float": "floats (float_list)", "int64": "integers (int64_list)"}
 _PATTERNS = (

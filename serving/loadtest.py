@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from serving.client import PredictionClient
+from serving.metrics import scrape_request_counts
 
 
 def read_examples(pattern: str, limit: int = 100_000) -> list[bytes]:
@@ -78,8 +79,12 @@ def run_load(
     malformed_clients: int = 0,
     new_version_every: float = 0.0,
     model_base_path: str | None = None,
+    metrics_target: str | None = None,
 ) -> dict[str, Any]:
-    """Runs the load and returns its summary (latencies in milliseconds)."""
+    """Runs the load and returns its summary (latencies in milliseconds).
+    With `metrics_target` (the server's REST ``HOST:PORT``), the server's
+    Predict counts by status code are read before and after, and the summary
+    says whether they match what the clients sent and got back."""
     if new_version_every > 0 and not model_base_path:
         raise ValueError("--new_version_every needs --model_base_path, the directory the server watches")
     batches = [list(examples[i : i + batch_size]) for i in range(0, len(examples) - batch_size + 1, batch_size)] or [
@@ -142,6 +147,7 @@ def run_load(
     threads += [threading.Thread(target=malformed_loop) for _ in range(malformed_clients)]
     if new_version_every > 0:
         threads.append(threading.Thread(target=publisher_loop))
+    counted_before = scrape_request_counts(metrics_target, "predict", "grpc") if metrics_target else {}
     for thread in threads:
         thread.start()
     start_barrier.wait()
@@ -155,6 +161,17 @@ def run_load(
         for code, count in per_client.items():
             error_counts[code] = error_counts.get(code, 0) + count
     ok = len(all_latencies)
+    metrics = {}
+    if metrics_target:
+        after = scrape_request_counts(metrics_target, "predict", "grpc")
+        counted = {code: after[code] - counted_before.get(code, 0) for code in after}
+        sent = dict(error_counts)
+        for code, count in malformed["errors"].items():
+            sent[code] = sent.get(code, 0) + count
+        sent["OK"] = ok + malformed["answered"]
+        sent = {code: count for code, count in sent.items() if count}
+        counted = {code: count for code, count in counted.items() if count}
+        metrics = {"server_metrics": {"counted": counted, "sent": sent, "match": counted == sent}}
     return {
         "clients": clients,
         "batch_size": batch_size,
@@ -170,6 +187,7 @@ def run_load(
         "versions_answered": sorted(answered_versions),
         **({"malformed": malformed} if malformed_clients else {}),
         **({"versions_published": published} if new_version_every > 0 else {}),
+        **metrics,
     }
 
 
@@ -185,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--malformed_clients", type=int, default=0, help="clients sending non-Example requests")
     parser.add_argument("--new_version_every", type=float, default=0.0, help="seconds between new versions (0: none)")
     parser.add_argument("--model_base_path", help="the served base path, for --new_version_every")
+    parser.add_argument(
+        "--metrics_target", help="the server's REST HOST:PORT: check its request counts against what was sent"
+    )
     args = parser.parse_args(argv)
     summary = run_load(
         args.target,
@@ -197,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         malformed_clients=args.malformed_clients,
         new_version_every=args.new_version_every,
         model_base_path=args.model_base_path,
+        metrics_target=args.metrics_target,
     )
     print(json.dumps(summary, indent=2))
     if args.malformed_clients or args.new_version_every:
@@ -205,7 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"good requests failed; malformed: {summary.get('malformed')}; versions published "
             f"{summary.get('versions_published', [])}, answered by {summary['versions_answered']}"
         )
-    return 1 if summary["errors"] or summary.get("malformed", {}).get("answered") else 0
+    if "server_metrics" in summary:
+        check = summary["server_metrics"]
+        print(f"[loadtest] server counted {check['counted']}, clients sent {check['sent']}: match {check['match']}")
+    failed = summary["errors"] or summary.get("malformed", {}).get("answered")
+    return 1 if failed or not summary.get("server_metrics", {}).get("match", True) else 0
 
 
 if __name__ == "__main__":

@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class LocalServer:
@@ -32,12 +39,15 @@ class LocalServer:
             base_path,
             "--port",
             "0",
+            "--rest_api_port",
+            str(free_port()),
             *flags,
         ]
         self.startup_seconds = startup_seconds
         self.source = source  # another checkout whose `serving` runs (a benchmark of old against new)
         self.output: list[str] = []
         self.target = ""
+        self.rest_target = ""  # HOST:PORT of the REST API and metrics
         self.returncode: int | None = None
 
     def __enter__(self) -> "LocalServer":
@@ -63,6 +73,8 @@ class LocalServer:
                 line = lines.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if "[server] REST API on " in line:
+                self.rest_target = line.split("REST API on ", 1)[1].split()[0]
             if "[server] serving model" in line:
                 self.target = "127.0.0.1:" + line.rsplit(":", 1)[1].strip()
         return self

@@ -1,9 +1,12 @@
-"""`python -m serving.server`: TensorFlow Serving's gRPC API for local use, CI and tests.
+"""`python -m serving.server`: TensorFlow Serving's gRPC and REST APIs for local use, CI and tests.
 
 Implements `tensorflow.serving.PredictionService` (Predict, Classify, Regress,
 GetModelMetadata) and `ModelService.GetModelStatus` with the protos of
 tensorflow-serving-api, so the clients, requests and SavedModels are the ones
-used against the real `tensorflow_model_server` (see docker/). It serves the
+used against the real `tensorflow_model_server` (see docker/); the same
+APIs over REST (`serving.rest`) on `--rest_api_port`, with Prometheus metrics
+(`serving.metrics`). A lone request runs at once; concurrent ones are
+batched (`serving.batching`). It serves the
 newest version under a model base path and picks up new versions without a
 restart, batches concurrent requests, binds 127.0.0.1 by default, limits
 message sizes, exposes the standard gRPC health service and stops gracefully
@@ -15,13 +18,15 @@ from the tensor's shape before anything is decoded; a full batch queue answers
 UNAVAILABLE and more than `--max_concurrent_rpcs` calls RESOURCE_EXHAUSTED;
 work whose caller has gone is never computed.
 
-    python -m serving.server --model_name featnet --model_base_path runs/featnet_criteo/export --port 8500
+    python -m serving.server --model_name featnet --model_base_path runs/featnet_criteo/export \
+        --port 8500 --rest_api_port 8501
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import logging
 import os
 import signal
@@ -45,8 +50,12 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from serving import rest, tensors
 from serving.batching import BatchScheduler, CallerGone, QueueFull
-from serving.errors import explain_model_error
+from serving.errors import RequestError, explain_model_error
+from serving.metrics import PATH as METRICS_PATH
+from serving.metrics import ServingMetrics, answered
+from serving.rest import RestApi
 from serving.servable import ModelManager, Servable
 
 LOG = logging.getLogger("serving")
@@ -54,14 +63,6 @@ DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 CLASSIFY_METHOD = tf.saved_model.CLASSIFY_METHOD_NAME
 REGRESS_METHOD = tf.saved_model.REGRESS_METHOD_NAME
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-
-
-class RequestError(Exception):
-    """A request the server refuses, with its gRPC status code."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def dtype_name(dtype: int) -> str:
@@ -92,7 +93,7 @@ def check_input(name: str, tensor_proto, expected, max_rows: int) -> np.ndarray:
             f"{int(np.prod(dims))}",
         )
     try:
-        value = tf.make_ndarray(tensor_proto)
+        value = tensors.from_proto(tensor_proto)
     except Exception as error:  # a malformed TensorProto
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' is not a valid tensor: {error}") from None
     if not expected.tensor_shape.unknown_rank:
@@ -107,9 +108,15 @@ def check_input(name: str, tensor_proto, expected, max_rows: int) -> np.ndarray:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager: ModelManager, scheduler: BatchScheduler) -> None:
+    """The PredictionService RPCs. Each API is a method ``predict(request,
+    alive)`` (and ``classify``, ``regress``, ``metadata``) that returns the
+    response proto or raises `RequestError`; the gRPC methods and the REST
+    API (`serving.rest`) both call them."""
+
+    def __init__(self, manager: ModelManager, scheduler: BatchScheduler, metrics: ServingMetrics | None = None) -> None:
         self.manager = manager
         self.scheduler = scheduler
+        self.metrics = metrics
 
     # === Resolution and validation ===
 
@@ -199,9 +206,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             )
         return np.array([example.SerializeToString() for example in examples], dtype=object)
 
-    @staticmethod
-    def _abort(context, error: RequestError):
-        context.abort(error.code, str(error))
+    def _grpc(self, api: str, handler, request, context):
+        try:
+            alive = self._alive(context)
+            requested = request.model_spec.name
+            return answered(self.metrics, self.manager.name, requested, api, "grpc", lambda: handler(request, alive))
+        except RequestError as error:
+            context.abort(error.code, str(error))
 
     @staticmethod
     def _alive(context):
@@ -211,56 +222,64 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     # === RPCs ===
 
     def Predict(self, request, context):
-        try:
-            servable = self._servable(request.model_spec)
-            name, signature = self._signature(servable, request.model_spec.signature_name)
-            unknown = sorted(set(request.inputs) - set(signature.inputs))
-            if unknown:
-                raise RequestError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"inputs {unknown} are not in signature '{name}' (its inputs: {sorted(signature.inputs)})",
-                )
-            missing = sorted(set(signature.inputs) - set(request.inputs))
-            if missing:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"missing inputs {missing} of signature '{name}'")
-            max_rows = self.scheduler.max_batch_size
-            inputs = {
-                key: check_input(key, request.inputs[key], signature.inputs[key], max_rows) for key in signature.inputs
-            }
-            outputs = self._run(servable, name, inputs, self._alive(context))
-            wanted = list(request.output_filter) or sorted(outputs)
-            unknown_outputs = sorted(set(wanted) - set(outputs))
-            if unknown_outputs:
-                raise RequestError(
-                    grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown_outputs}"
-                )
-        except RequestError as error:
-            return self._abort(context, error)
+        return self._grpc("predict", self.predict, request, context)
+
+    def Classify(self, request, context):
+        return self._grpc("classify", self.classify, request, context)
+
+    def Regress(self, request, context):
+        return self._grpc("regress", self.regress, request, context)
+
+    def GetModelMetadata(self, request, context):
+        return self._grpc("metadata", self.metadata, request, context)
+
+    # === The APIs ===
+
+    def predict(self, request, alive=lambda: True) -> predict_pb2.PredictResponse:
+        servable = self._servable(request.model_spec)
+        name, signature = self._signature(servable, request.model_spec.signature_name)
+        unknown = sorted(set(request.inputs) - set(signature.inputs))
+        if unknown:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"inputs {unknown} are not in signature '{name}' (its inputs: {sorted(signature.inputs)})",
+            )
+        missing = sorted(set(signature.inputs) - set(request.inputs))
+        if missing:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"missing inputs {missing} of signature '{name}'")
+        max_rows = self.scheduler.max_batch_size
+        inputs = {
+            key: check_input(key, request.inputs[key], signature.inputs[key], max_rows) for key in signature.inputs
+        }
+        outputs = self._run(servable, name, inputs, alive)
+        wanted = list(request.output_filter) or sorted(outputs)
+        unknown_outputs = sorted(set(wanted) - set(outputs))
+        if unknown_outputs:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown_outputs}"
+            )
         response = predict_pb2.PredictResponse()
         self._answered_by(response.model_spec, servable, name)
         for key in wanted:
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+            response.outputs[key].CopyFrom(tensors.to_proto(outputs[key]))
         return response
 
-    def _run_examples(self, request, method: str, context) -> tuple[Servable, str, dict[str, np.ndarray]]:
+    def _run_examples(self, request, method: str, alive) -> tuple[Servable, str, dict[str, np.ndarray]]:
         """Classify and Regress: the request's examples through the signature
         of the given method, whose one input takes serialized examples."""
         servable = self._servable(request.model_spec)
         name, signature = self._signature(servable, request.model_spec.signature_name, method)
         (input_key,) = signature.inputs
         inputs = {input_key: self._examples(request.input)}
-        return servable, name, self._run(servable, name, inputs, self._alive(context))
+        return servable, name, self._run(servable, name, inputs, alive)
 
     @staticmethod
     def _answered_by(model_spec, servable: Servable, signature_name: str) -> None:
         model_spec.name, model_spec.signature_name = servable.name, signature_name
         model_spec.version.value = servable.version
 
-    def Classify(self, request, context):
-        try:
-            servable, name, outputs = self._run_examples(request, CLASSIFY_METHOD, context)
-        except RequestError as error:
-            return self._abort(context, error)
+    def classify(self, request, alive=lambda: True) -> classification_pb2.ClassificationResponse:
+        servable, name, outputs = self._run_examples(request, CLASSIFY_METHOD, alive)
         response = classification_pb2.ClassificationResponse()
         self._answered_by(response.model_spec, servable, name)
         classes, scores = outputs.get("classes"), outputs["scores"]
@@ -271,28 +290,22 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 classification.classes.add(label=label, score=float(scores[row][column]))
         return response
 
-    def Regress(self, request, context):
-        try:
-            servable, name, outputs = self._run_examples(request, REGRESS_METHOD, context)
-        except RequestError as error:
-            return self._abort(context, error)
+    def regress(self, request, alive=lambda: True) -> regression_pb2.RegressionResponse:
+        servable, name, outputs = self._run_examples(request, REGRESS_METHOD, alive)
         response = regression_pb2.RegressionResponse()
         self._answered_by(response.model_spec, servable, name)
         for value in outputs["outputs"].reshape(-1):
             response.result.regressions.add(value=float(value))
         return response
 
-    def GetModelMetadata(self, request, context):
-        try:
-            servable = self._servable(request.model_spec)
-            unsupported = [field for field in request.metadata_field if field != "signature_def"]
-            if unsupported:
-                raise RequestError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"metadata fields {unsupported} are not supported; ask for signature_def",
-                )
-        except RequestError as error:
-            return self._abort(context, error)
+    def metadata(self, request, alive=None) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        servable = self._servable(request.model_spec)
+        unsupported = [field for field in request.metadata_field if field != "signature_def"]
+        if unsupported:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"metadata fields {unsupported} are not supported; ask for signature_def",
+            )
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         for key, signature in servable.signature_defs.items():
             signature_map.signature_def[key].CopyFrom(signature)
@@ -310,12 +323,20 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         "END": get_model_status_pb2.ModelVersionStatus.END,
     }
 
-    def __init__(self, manager: ModelManager) -> None:
+    def __init__(self, manager: ModelManager, metrics: ServingMetrics | None = None) -> None:
         self.manager = manager
+        self.metrics = metrics
 
     def GetModelStatus(self, request, context):
+        try:
+            requested = request.model_spec.name
+            return answered(self.metrics, self.manager.name, requested, "status", "grpc", lambda: self.status(request))
+        except RequestError as error:
+            context.abort(error.code, str(error))
+
+    def status(self, request, alive=None) -> get_model_status_pb2.GetModelStatusResponse:
         if request.model_spec.name != self.manager.name:
-            context.abort(
+            raise RequestError(
                 grpc.StatusCode.NOT_FOUND,
                 f"model '{request.model_spec.name}' is not served (serving '{self.manager.name}')",
             )
@@ -323,11 +344,12 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         if request.model_spec.HasField("version"):
             wanted = request.model_spec.version.value
             if wanted not in versions:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"version {wanted} of '{self.manager.name}' is unknown")
+                raise RequestError(grpc.StatusCode.NOT_FOUND, f"version {wanted} of '{self.manager.name}' is unknown")
             versions = {wanted: versions[wanted]}
         response = get_model_status_pb2.GetModelStatusResponse()
         for version, status in sorted(versions.items()):
             entry = response.model_version_status.add(version=version, state=self.STATES[status.state])
+            entry.status.SetInParent()  # OK, stated, as TF Serving states it
             if status.error:
                 entry.status.error_code = 13  # INTERNAL, as TF Serving reports a failed load
                 entry.status.error_message = status.error
@@ -352,7 +374,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model_name", required=True)
     parser.add_argument("--model_base_path", required=True, help="directory of integer version subdirectories")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    parser.add_argument("--port", type=int, default=8500, help="0 picks a free port (printed)")
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port; 0 picks a free port (printed)")
+    parser.add_argument(
+        "--rest_api_port", type=int, default=8501, help="REST API and metrics port; 0 disables REST (as in TF Serving)"
+    )
     parser.add_argument("--max_batch_size", type=int, default=256)
     parser.add_argument("--batch_timeout_micros", type=int, default=2000)
     parser.add_argument("--num_batch_threads", type=int, default=2)
@@ -382,14 +407,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def build_server(
-    args: argparse.Namespace,
-) -> tuple[grpc.Server, int, ModelManager, BatchScheduler, health.HealthServicer]:
+@dataclasses.dataclass
+class ServerParts:
+    """What `build_server` assembles; `main` starts and stops it."""
+
+    grpc_server: grpc.Server
+    port: int
+    manager: ModelManager
+    scheduler: BatchScheduler
+    health: health.HealthServicer
+    metrics: ServingMetrics
+    rest: RestApi
+
+
+def build_server(args: argparse.Namespace) -> ServerParts:
     manager = ModelManager(
         args.model_name, args.model_base_path, args.file_system_poll_wait_seconds, warmup=replay_warmup
     )
+    metrics = ServingMetrics()
     scheduler = BatchScheduler(
-        args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads, args.max_enqueued_batches
+        args.max_batch_size,
+        args.batch_timeout_micros,
+        args.num_batch_threads,
+        args.max_enqueued_batches,
+        on_call=metrics.model_call,
     )
     options = [
         ("grpc.max_receive_message_length", args.max_message_bytes),
@@ -400,14 +441,16 @@ def build_server(
         options=options,
         maximum_concurrent_rpcs=args.max_concurrent_rpcs,
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager, scheduler), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
+    predictions, models = PredictionServicer(manager, scheduler, metrics), ModelServicer(manager, metrics)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(predictions, server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(models, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(f"{args.host}:{args.port}")
     if port == 0:
         raise ValueError(f"could not bind {args.host}:{args.port}")
-    return server, port, manager, scheduler, health_servicer
+    api = RestApi(predictions, models, metrics)
+    return ServerParts(server, port, manager, scheduler, health_servicer, metrics, api)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -416,30 +459,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.path.isdir(args.model_base_path):
         print(f"[server] error: the model base path {args.model_base_path} is not a directory", file=sys.stderr)
         return 2
-    server, port, manager, scheduler, health_servicer = build_server(args)
+    parts = build_server(args)
     for service in ("", "tensorflow.serving.PredictionService"):
-        health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-    server.start()
-    manager.start()
+        parts.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    parts.grpc_server.start()
+    parts.manager.start()
     try:
-        servable = manager.wait_until_available(args.version_wait_seconds or None)
+        servable = parts.manager.wait_until_available(args.version_wait_seconds or None)
     except RuntimeError as error:
         print(f"[server] error: {error}", file=sys.stderr)
-        server.stop(0)
+        parts.grpc_server.stop(0)
         return 2
+    rest_server = None
+    if args.rest_api_port:
+        try:
+            rest_server, rest_port = rest.serve(parts.rest, args.host, args.rest_api_port)
+        except OSError as error:
+            where = f"{args.host}:{args.rest_api_port}"
+            print(f"[server] error: the REST API cannot bind {where}: {error}", file=sys.stderr)
+            parts.grpc_server.stop(0)
+            return 2
+        print(f"[server] REST API on {args.host}:{rest_port} (metrics at {METRICS_PATH})", flush=True)
     for service in ("", "tensorflow.serving.PredictionService"):
-        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    print(f"[server] serving model '{args.model_name}' version {servable.version} on {args.host}:{port}", flush=True)
+        parts.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    print(
+        f"[server] serving model '{args.model_name}' version {servable.version} on {args.host}:{parts.port}",
+        flush=True,
+    )
 
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     stopping.wait()
     print("[server] shutting down: finishing requests in flight", flush=True)
-    health_servicer.enter_graceful_shutdown()
-    server.stop(grace=10).wait()
-    scheduler.stop()  # joins the batch threads: no model call outlives main()
-    manager.stop()
+    parts.health.enter_graceful_shutdown()
+    if rest_server is not None:
+        rest_server.shutdown()
+    parts.grpc_server.stop(grace=10).wait()
+    parts.scheduler.stop()  # joins the batch threads: no model call outlives main()
+    parts.manager.stop()
     return 0
 
 

@@ -26,7 +26,7 @@ MAX_BATCH = 64
 def running_server(base_path: str, model_name: str = "featnet", *extra: str):
     flags = ["--file_system_poll_wait_seconds", "0.2", "--max_batch_size", str(MAX_BATCH), *extra]
     with LocalServer(base_path, model_name, *flags) as server:
-        yield server.target, server.process
+        yield server
     assert server.returncode == 0, "the server did not stop gracefully on SIGTERM:\n" + "".join(server.output[-20:])
 
 
@@ -40,8 +40,15 @@ def deployment(tiny_run, tiny_export, tmp_path_factory):
     examples = [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(200)]
     own = tf.saved_model.load(os.path.join(base, "1")).signatures["serving_default"]
     expected = own(examples=tf.constant(examples))["probability"].numpy()
-    with running_server(base) as (target, process):
-        yield {"run": run, "base": base, "target": target, "examples": examples, "expected": expected}
+    with running_server(base) as server:
+        yield {
+            "run": run,
+            "base": base,
+            "target": server.target,
+            "rest": server.rest_target,
+            "examples": examples,
+            "expected": expected,
+        }
 
 
 def as_raw_row(serialized: bytes) -> dict:
@@ -250,8 +257,136 @@ def test_loadtest_good_clients_fail_never_beside_a_malformed_one_and_a_new_versi
         malformed_clients=1,
         new_version_every=1.0,
         model_base_path=deployment["base"],
+        metrics_target=deployment["rest"],
     )
     assert summary["requests"] > 0 and summary["failed_good_requests"] == 0, summary
+    counts = summary["server_metrics"]
+    assert counts["match"], f"the server's metrics counted {counts['counted']}, the clients sent {counts['sent']}"
+    assert counts["sent"]["OK"] == summary["requests"] and counts["sent"]["INVALID_ARGUMENT"] > 0
     malformed = summary["malformed"]
     assert malformed["requests"] > 0 and malformed["errors"] == {"INVALID_ARGUMENT": malformed["requests"]}
     assert len(summary["versions_published"]) >= 4, summary
+
+
+# === REST, as TF Serving has it, and the metrics endpoint ===
+
+
+def rest(deployment, method: str, path: str, body=None) -> tuple[int, dict | str]:
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(f"http://{deployment['rest']}{path}", data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    return status, (json.loads(text) if text.startswith("{") else text)
+
+
+def test_rest_and_grpc_give_the_same_probabilities(deployment):
+    import base64
+
+    examples, expected = deployment["examples"][:6], deployment["expected"][:6]
+    encoded = [{"b64": base64.b64encode(example).decode()} for example in examples]
+    status, rows = rest(deployment, "POST", "/v1/models/featnet:predict", {"instances": encoded})
+    assert status == 200, rows
+    np.testing.assert_allclose([row["probability"] for row in rows["predictions"]], expected, atol=1e-6)
+    served = next(
+        entry["version"]
+        for entry in rest(deployment, "GET", "/v1/models/featnet")[1]["model_version_status"]
+        if entry["state"] == "AVAILABLE"
+    )
+    status, columns = rest(
+        deployment, "POST", f"/v1/models/featnet/versions/{served}:predict", {"inputs": {"examples": encoded}}
+    )
+    assert status == 200, columns
+    np.testing.assert_allclose(columns["outputs"]["probability"], expected, atol=1e-6)
+
+    raw = saved_model.raw_inputs_from_examples(deployment["run"].spec, examples)
+    inputs = {
+        name: [value.decode() if isinstance(value, bytes) else value for value in np.asarray(column).tolist()]
+        for name, column in raw.items()
+    }
+    status, raw_answer = rest(
+        deployment, "POST", "/v1/models/featnet:predict", {"signature_name": "predict_raw", "inputs": inputs}
+    )
+    assert status == 200, raw_answer
+    np.testing.assert_allclose(raw_answer["outputs"]["probability"], expected, atol=1e-6)
+
+    features = [as_raw_row(example) for example in examples]
+    status, classified = rest(
+        deployment, "POST", "/v1/models/featnet:classify", {"signature_name": "classification", "examples": features}
+    )
+    assert status == 200, classified
+    assert [label for label, _ in classified["result"][0]] == ["0", "1"]
+    np.testing.assert_allclose([row[1][1] for row in classified["result"]], expected, atol=1e-6)
+    status, regressed = rest(
+        deployment, "POST", "/v1/models/featnet:regress", {"signature_name": "regression", "examples": features}
+    )
+    assert status == 200, regressed
+    np.testing.assert_allclose(regressed["result"], expected, atol=1e-6)
+
+
+def test_rest_status_metadata_and_errors_are_tf_servings(deployment):
+    status, body = rest(deployment, "GET", "/v1/models/featnet")
+    assert status == 200
+    available = [entry for entry in body["model_version_status"] if entry["state"] == "AVAILABLE"]
+    assert len(available) == 1 and available[0]["status"] == {"error_code": "OK", "error_message": ""}, body
+    status, body = rest(deployment, "GET", f"/v1/models/featnet/versions/{available[0]['version']}")
+    assert status == 200 and body["model_version_status"] == available
+    status, body = rest(deployment, "GET", "/v1/models/featnet/metadata")
+    assert status == 200 and "predict_raw" in body["metadata"]["signature_def"]["signature_def"]
+
+    cases = [
+        ("POST", "/v1/models/nope:predict", {"instances": [1]}, 404, "model 'nope' is not served"),
+        ("POST", "/v1/models/featnet/versions/99:predict", {"instances": [1]}, 404, "Specific(featnet, 99)"),
+        ("POST", "/v1/models/featnet:predict", b"{not json", 400, "the request body is not JSON"),
+        ("POST", "/v1/models/featnet:predict", {"rows": []}, 400, "exactly one of 'instances'"),
+        ("POST", "/v1/models/featnet:predict", {"instances": [{"b64": "%%"}]}, 400, "invalid base64"),
+        ("POST", "/v1/models/featnet:predict", {"instances": ["x"], "signature_name": "nope"}, 400, "not found"),
+        ("POST", "/v1/models/featnet:classify", {"examples": [{"I1": 1.0}]}, 400, "expected tensorflow/serving/class"),
+        (
+            "POST",
+            "/v1/models/featnet:classify",
+            {"signature_name": "classification", "examples": [{"I1": 3}]},
+            400,
+            "row 0: feature 'I1' holds integers (int64_list), the model expects floats",
+        ),
+        ("GET", "/v1/models/featnet:predict", None, 404, "Malformed request"),
+        ("GET", "/v2/anything", None, 404, "Malformed request"),
+    ]
+    for method, path, body, want_status, message in cases:
+        status, answer = rest(deployment, method, path, body)
+        assert status == want_status and message in answer["error"], (path, body, status, answer)
+
+
+def test_the_metrics_endpoint_counts_requests_by_api_code_and_version_and_batch_sizes(deployment):
+    import base64
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from serving.metrics import scrape_request_counts
+
+    def batch_calls() -> float:
+        _, text = rest(deployment, "GET", "/monitoring/prometheus/metrics")
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "serving_batch_size_count"
+        )
+
+    before, calls_before = scrape_request_counts(deployment["rest"], "predict", "rest"), batch_calls()
+    encoded = [{"b64": base64.b64encode(deployment["examples"][0]).decode()}]
+    for _ in range(3):
+        assert rest(deployment, "POST", "/v1/models/featnet:predict", {"instances": encoded})[0] == 200
+    assert rest(deployment, "POST", "/v1/models/featnet:predict", {"instances": [{"b64": "%%"}]})[0] == 400
+    after = scrape_request_counts(deployment["rest"], "predict", "rest")
+    assert after.get("OK", 0) - before.get("OK", 0) == 3
+    assert after.get("INVALID_ARGUMENT", 0) - before.get("INVALID_ARGUMENT", 0) == 1
+    assert batch_calls() - calls_before == 3, "one model call per well-formed request (they came one at a time)"
+    _, text = rest(deployment, "GET", "/monitoring/prometheus/metrics")
+    assert 'serving_requests_total{api="predict",code="OK",entrypoint="rest",model="featnet",version="' in text
+    assert 'serving_request_latency_seconds_bucket{api="predict",entrypoint="rest"' in text

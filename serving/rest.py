@@ -1,0 +1,346 @@
+"""TensorFlow Serving's REST API, on `--rest_api_port`.
+
+The same requests, JSON conventions and error bodies as
+``tensorflow_model_server``, so one ``curl`` works against this server and
+the Docker image:
+
+* ``POST /v1/models/<name>[/versions/<v>]:predict`` with ``{"instances":
+  [...]}`` (row format: each instance one input's value, or an object of
+  named inputs) or ``{"inputs": ...}`` (columnar), and an optional
+  ``"signature_name"``; answers ``{"predictions": [...]}`` or ``{"outputs":
+  ...}``. Binary strings travel as ``{"b64": "..."}``.
+* ``POST /v1/models/<name>[/versions/<v>]:classify`` and ``:regress`` with
+  ``{"examples": [{feature: value or list}, ...]}`` (strings become
+  ``bytes_list``, integers ``int64_list``, other numbers ``float_list``, as TF
+  Serving reads them) and an optional ``"context"`` merged into each.
+* ``GET /v1/models/<name>[/versions/<v>]`` (status) and ``.../metadata``.
+* ``GET /monitoring/prometheus/metrics`` (`serving.metrics`).
+
+Errors answer ``{"error": "<message>"}`` with the HTTP status of the gRPC code.
+Every request is answered by the same `PredictionServicer` methods as gRPC.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import re
+import threading
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+from tensorflow.core.example import example_pb2, feature_pb2
+from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    predict_pb2,
+    regression_pb2,
+)
+
+from serving import metrics as metrics_lib
+from serving import tensors
+from serving.errors import RequestError
+from serving.metrics import answered
+
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+ROUTE = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?::(?P<verb>\w+)|/(?P<meta>metadata))?$"
+)
+NUMPY_TYPES = {
+    types_pb2.DT_FLOAT: np.float32,
+    types_pb2.DT_DOUBLE: np.float64,
+    types_pb2.DT_INT32: np.int32,
+    types_pb2.DT_INT64: np.int64,
+    types_pb2.DT_BOOL: np.bool_,
+}
+
+
+def bad_request(message: str) -> RequestError:
+    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+# === JSON values to and from arrays and Examples ===
+
+
+def decode_string(value: Any, where: str) -> bytes:
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (ValueError, TypeError):
+            raise bad_request(f"{where}: 'b64' holds invalid base64") from None
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise bad_request(f'{where}: expected a string or {{"b64": ...}}, got {json.dumps(value)[:80]}')
+
+
+def to_array(values: Any, dtype: int, name: str) -> np.ndarray:
+    """One input's JSON values (one per row) as an array of the signature's type."""
+    if dtype == types_pb2.DT_STRING:
+
+        def strings(value, where):
+            if isinstance(value, list):
+                return [strings(item, f"{where}[{index}]") for index, item in enumerate(value)]
+            return decode_string(value, where)
+
+        return np.array(strings(values, f"input '{name}'"), dtype=object)
+    if dtype not in NUMPY_TYPES:
+        raise bad_request(f"input '{name}' has type {types_pb2.DataType.Name(dtype)}, which JSON cannot carry here")
+    try:
+        return np.array(values, dtype=NUMPY_TYPES[dtype])
+    except (TypeError, ValueError):
+        raise bad_request(
+            f"input '{name}' expects {types_pb2.DataType.Name(dtype)} values; got {json.dumps(values)[:120]}"
+        ) from None
+
+
+def to_json_value(array: np.ndarray) -> Any:
+    if array.dtype == object or array.dtype.kind == "S":
+
+        def convert(value):
+            if isinstance(value, np.ndarray):
+                return [convert(item) for item in value]
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                return {"b64": base64.b64encode(value).decode("ascii")}
+
+        return convert(array) if array.ndim else convert(array.reshape(1))[0]
+    return array.tolist()
+
+
+def to_feature(value: Any, where: str) -> feature_pb2.Feature:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        return feature_pb2.Feature()
+    if all(isinstance(item, (str, dict)) for item in values):
+        return feature_pb2.Feature(
+            bytes_list=feature_pb2.BytesList(value=[decode_string(item, where) for item in values])
+        )
+    if all(isinstance(item, int) and not isinstance(item, bool) for item in values):
+        return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=values))
+    if all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in values):
+        return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
+    raise bad_request(f"{where}: values must be all strings or all numbers, got {json.dumps(value)[:80]}")
+
+
+def to_examples(body: dict) -> list[example_pb2.Example]:
+    examples = body.get("examples")
+    if not isinstance(examples, list) or not examples:
+        raise bad_request("the request body needs a non-empty 'examples' list")
+    context = body.get("context") or {}
+    if not isinstance(context, dict):
+        raise bad_request("'context' must be an object of features")
+    parsed = []
+    for row, features in enumerate(examples):
+        if not isinstance(features, dict):
+            raise bad_request(f"examples[{row}] must be an object of features")
+        example = example_pb2.Example()
+        for name, value in {**context, **features}.items():
+            example.features.feature[name].CopyFrom(to_feature(value, f"examples[{row}].{name}"))
+        parsed.append(example)
+    return parsed
+
+
+# === The API ===
+
+
+class RestApi:
+    """Answers REST requests with the gRPC servicers' methods."""
+
+    def __init__(self, predictions, models, metrics: metrics_lib.ServingMetrics | None) -> None:
+        self.predictions, self.models, self.metrics = predictions, models, metrics
+
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
+        """(HTTP status, content type, body) of one request."""
+        if method == "GET" and path == metrics_lib.PATH and self.metrics is not None:
+            return 200, metrics_lib.CONTENT_TYPE, self.metrics.exposition()
+        try:
+            match = ROUTE.match(path)
+            if match is None:
+                raise RequestError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
+            name, version, verb = match["name"], match["version"], match["verb"] or match["meta"] or "status"
+            wanted = {"status": "GET", "metadata": "GET", "predict": "POST", "classify": "POST", "regress": "POST"}
+            if verb not in wanted or wanted[verb] != method:
+                raise RequestError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
+            build, handler, answer = self._api(verb)
+            payload: dict = {}
+
+            def call():
+                payload.update(self._parse(body) if method == "POST" else {})
+                return handler(build(payload, name, version))
+
+            response = answered(self.metrics, self.predictions.manager.name, name, verb, "rest", call)
+            return 200, "application/json", json.dumps(answer(response, payload)).encode("utf-8")
+        except RequestError as error:
+            return HTTP_STATUS.get(error.code, 500), "application/json", json.dumps({"error": str(error)}).encode()
+
+    def _api(self, verb: str):
+        return {
+            "predict": (self._predict_request, self.predictions.predict, self._predict_answer),
+            "classify": (self._classify_request, self.predictions.classify, self._classify_answer),
+            "regress": (self._regress_request, self.predictions.regress, self._regress_answer),
+            "metadata": (self._metadata_request, self.predictions.metadata, self._proto_answer),
+            "status": (self._status_request, self.models.status, self._proto_answer),
+        }[verb]
+
+    @staticmethod
+    def _parse(body: bytes) -> dict:
+        try:
+            payload = json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise bad_request(f"the request body is not JSON: {error}") from None
+        if not isinstance(payload, dict):
+            raise bad_request("the request body must be a JSON object")
+        return payload
+
+    @staticmethod
+    def _spec(model_spec, name: str, version: str | None, signature_name: str = "") -> None:
+        model_spec.name = name
+        if version is not None:
+            model_spec.version.value = int(version)
+        if signature_name:
+            model_spec.signature_name = signature_name
+
+    def _predict_request(self, payload: dict, name: str, version: str | None) -> predict_pb2.PredictRequest:
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, name, version, payload.get("signature_name", ""))
+        has_instances, has_inputs = "instances" in payload, "inputs" in payload
+        if has_instances == has_inputs:
+            raise bad_request("the request body needs exactly one of 'instances' (row format) or 'inputs' (columnar)")
+        # the signature's inputs and types, to read the JSON values as
+        servable = self.predictions._servable(request.model_spec)
+        _, signature = self.predictions._signature(servable, request.model_spec.signature_name)
+        names = sorted(signature.inputs)
+        columns = self._columns(payload, names)
+        for input_name, values in columns.items():
+            if input_name in signature.inputs:
+                array = to_array(values, signature.inputs[input_name].dtype, input_name)
+                request.inputs[input_name].CopyFrom(tensors.to_proto(array))
+            else:
+                request.inputs[input_name].dtype = types_pb2.DT_STRING  # refused by name in `predict`
+        return request
+
+    @staticmethod
+    def _columns(payload: dict, names: list[str]) -> dict[str, Any]:
+        if "inputs" in payload:
+            inputs = payload["inputs"]
+            if isinstance(inputs, dict) and not (len(names) == 1 and set(inputs) == {"b64"}):
+                return inputs
+            if len(names) != 1:
+                raise bad_request(f"'inputs' must be an object naming the signature's inputs {names}")
+            return {names[0]: inputs}
+        instances = payload["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise bad_request("'instances' must be a non-empty list")
+        named = [isinstance(row, dict) and not set(row) == {"b64"} for row in instances]
+        if any(named) and not all(named):
+            raise bad_request("'instances' mixes objects of named inputs with bare values")
+        if not all(named):
+            if len(names) != 1:
+                raise bad_request(f"each instance must be an object naming the signature's inputs {names}")
+            return {names[0]: instances}
+        keys = set(instances[0])
+        for row, instance in enumerate(instances):
+            if set(instance) != keys:
+                raise bad_request(f"instances[{row}] names inputs {sorted(instance)}, instances[0] {sorted(keys)}")
+        return {key: [instance[key] for instance in instances] for key in keys}
+
+    @staticmethod
+    def _predict_answer(response: predict_pb2.PredictResponse, payload: dict) -> dict:
+        outputs = {key: tensors.from_proto(value) for key, value in response.outputs.items()}
+        if "inputs" in payload:
+            if len(outputs) == 1:
+                return {"outputs": to_json_value(next(iter(outputs.values())))}
+            return {"outputs": {key: to_json_value(value) for key, value in outputs.items()}}
+        columns = {key: to_json_value(value) for key, value in outputs.items()}
+        rows = len(next(iter(columns.values())))
+        if len(columns) == 1:
+            return {"predictions": next(iter(columns.values()))}
+        return {"predictions": [{key: column[row] for key, column in columns.items()} for row in range(rows)]}
+
+    def _examples_request(self, message, payload: dict, name: str, version: str | None):
+        request = message()
+        self._spec(request.model_spec, name, version, payload.get("signature_name", ""))
+        request.input.example_list.examples.extend(to_examples(payload))
+        return request
+
+    def _classify_request(self, payload, name, version):
+        return self._examples_request(classification_pb2.ClassificationRequest, payload, name, version)
+
+    def _regress_request(self, payload, name, version):
+        return self._examples_request(regression_pb2.RegressionRequest, payload, name, version)
+
+    @staticmethod
+    def _classify_answer(response, payload) -> dict:
+        return {
+            "result": [
+                [[item.label, item.score] for item in classification.classes]
+                for classification in response.result.classifications
+            ]
+        }
+
+    @staticmethod
+    def _regress_answer(response, payload) -> dict:
+        return {"result": [item.value for item in response.result.regressions]}
+
+    def _metadata_request(self, payload, name, version):
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec, name, version)
+        return request
+
+    def _status_request(self, payload, name, version):
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._spec(request.model_spec, name, version)
+        return request
+
+    @staticmethod
+    def _proto_answer(response, payload) -> dict:
+        return json_format.MessageToDict(
+            response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+
+
+def serve(api: RestApi, host: str, port: int) -> tuple[http.server.ThreadingHTTPServer, int]:
+    """Starts the REST API on a thread; returns the server (call `shutdown`)
+    and the port it bound."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            status, content_type, payload = api.handle(method, self.path.split("?", 1)[0], body)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            self._answer("GET")
+
+        def do_POST(self) -> None:
+            self._answer("POST")
+
+        def log_message(self, format: str, *args) -> None:  # one line per request would drown the server's log
+            pass
+
+    server = http.server.ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="rest-api", daemon=True).start()
+    return server, server.server_address[1]
