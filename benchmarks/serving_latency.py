@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     for label, source in variants:
         base = os.path.abspath(args.export_base)  # the server of another checkout runs from there
         flags = ["--max_batch_size", "1024", *args.server_flags.split()]
-        with LocalServer(base, "featnet", *flags, source=source) as server:
+        with LocalServer(base, "featnet", *flags, source=source, rest_api=source is None) as server:
             for cell in args.cells.split(","):
                 batch_size, clients = (int(part) for part in cell.split("x"))
                 result = run_load(server.target, "featnet", examples, clients, args.seconds, batch_size)

@@ -1,15 +1,16 @@
 """Server-side batching of concurrent requests, adaptive to the load.
 
 The model runs at most `num_batch_threads` calls at once (its slots). A
-request that finds nothing queued and a slot free runs at once, in the
+request that finds the model idle and nothing queued runs at once, in the
 caller's own thread: a lone request pays no batching window and no thread
-hop. Only under concurrency, when every slot is busy, do requests queue;
-a batch thread then takes the queued requests for the same servable and
-signature whose inputs have the same keys, dtypes and per-row shapes,
-concatenates them along the batch axis into one call of up to
-`max_batch_size` rows, and, while another call is still running (so more
-requests are likely on their way), waits at most `batch_timeout_micros` for
-others to join. Each request gets back its own rows of every output. When a
+hop. Under concurrency requests queue; a batch thread takes the queued
+requests for the same servable and signature whose inputs have the same
+keys, dtypes and per-row shapes and concatenates them along the batch axis
+into one call of up to `max_batch_size` rows. It starts that call when the
+model is idle, or, while another call runs, only with a full batch (so small
+requests merge into few large calls and large ones use every slot); and
+while another call runs it waits at most `batch_timeout_micros` for others
+to join. Each request gets back its own rows of every output. When a
 merged call fails, its requests are run again one by one, so that only a
 malformed request fails and the well-formed ones merged with it are
 answered.
@@ -155,11 +156,11 @@ class BatchScheduler:
         with self._condition:
             first = None
             while first is None:
-                while not self._stopped and not (self._queue and self._running < self.slots):
+                while not self._stopped and not (self._queue and self._may_start()):
                     self._condition.wait()
                 if not self._queue:  # stopped, and nothing left to run
                     return []
-                if self._running >= self.slots:  # stopping: wait for a slot all the same
+                if not self._may_start():  # stopping: wait for a slot all the same
                     self._condition.wait()
                     continue
                 first = self._pop_live()
@@ -185,6 +186,16 @@ class BatchScheduler:
                     break
                 self._condition.wait(remaining)
             return batch
+
+    def _may_start(self) -> bool:
+        """Whether a batch thread may start a call now: when the model is
+        idle, or when a full batch waits and a slot is free. Small requests
+        under load therefore wait for the running call and merge into one
+        larger call (fewer calls, each paying the per-call cost once), while
+        large ones keep every slot busy. Holds the condition's lock."""
+        if self._running == 0:
+            return True
+        return self._running < self.slots and self._queued_rows >= self.max_batch_size
 
     def _pop_live(self) -> _Task | None:
         """The first queued task whose caller still waits (the others are

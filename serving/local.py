@@ -27,7 +27,13 @@ class LocalServer:
     """
 
     def __init__(
-        self, base_path: str, model_name: str, *flags: str, startup_seconds: float = 120.0, source: str | None = None
+        self,
+        base_path: str,
+        model_name: str,
+        *flags: str,
+        startup_seconds: float = 120.0,
+        source: str | None = None,
+        rest_api: bool = True,
     ) -> None:
         self.command = [
             sys.executable,
@@ -39,8 +45,7 @@ class LocalServer:
             base_path,
             "--port",
             "0",
-            "--rest_api_port",
-            str(free_port()),
+            *(["--rest_api_port", str(free_port())] if rest_api else []),
             *flags,
         ]
         self.startup_seconds = startup_seconds
