@@ -424,6 +424,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def configure_threads(inter_op: int, intra_op: int) -> None:
+    """TensorFlow's thread pools, before anything initialises its runtime.
+    Where it is already running in this process (`main` called from Python
+    after other TensorFlow work), the settings cannot change: say so and go on."""
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    except RuntimeError as error:
+        LOG.warning("TensorFlow's thread settings were not applied (%s)", error)
+
+
 @dataclasses.dataclass
 class ServerParts:
     """What `build_server` assembles; `main` starts and stops it."""
@@ -476,9 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.path.isdir(args.model_base_path):
         print(f"[server] error: the model base path {args.model_base_path} is not a directory", file=sys.stderr)
         return 2
-    # before anything initialises TensorFlow's runtime
-    tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
-    tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    configure_threads(args.tensorflow_inter_op_parallelism, args.tensorflow_intra_op_parallelism)
     parts = build_server(args)
     for service in ("", "tensorflow.serving.PredictionService"):
         parts.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
