@@ -389,8 +389,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tensorflow_inter_op_parallelism",
         type=int,
-        default=1,
-        help="TensorFlow's inter-op threads (0: its own choice); 1 measured best for CTR graphs on 2 cores",
+        default=0,
+        help="TensorFlow's inter-op threads (0: its own choice, measured best here: BENCHMARKS.md)",
     )
     parser.add_argument(
         "--tensorflow_intra_op_parallelism",
