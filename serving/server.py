@@ -107,6 +107,15 @@ def check_input(name: str, tensor_proto, expected, max_rows: int) -> np.ndarray:
     return value
 
 
+def grpc_answer(metrics: ServingMetrics | None, served: str, api: str, request, context, call):
+    """One gRPC call of either service: `call()` answered and recorded
+    (`serving.metrics.answered`), a `RequestError` aborted with its code."""
+    try:
+        return answered(metrics, served, request.model_spec.name, api, "grpc", call)
+    except RequestError as error:
+        context.abort(error.code, str(error))
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """The PredictionService RPCs. Each API is a method ``predict(request,
     alive)`` (and ``classify``, ``regress``, ``metadata``) that returns the
@@ -207,12 +216,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return np.array([example.SerializeToString() for example in examples], dtype=object)
 
     def _grpc(self, api: str, handler, request, context):
-        try:
-            alive = self._alive(context)
-            requested = request.model_spec.name
-            return answered(self.metrics, self.manager.name, requested, api, "grpc", lambda: handler(request, alive))
-        except RequestError as error:
-            context.abort(error.code, str(error))
+        alive = self._alive(context)
+        return grpc_answer(self.metrics, self.manager.name, api, request, context, lambda: handler(request, alive))
 
     @staticmethod
     def _alive(context):
@@ -328,11 +333,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self.metrics = metrics
 
     def GetModelStatus(self, request, context):
-        try:
-            requested = request.model_spec.name
-            return answered(self.metrics, self.manager.name, requested, "status", "grpc", lambda: self.status(request))
-        except RequestError as error:
-            context.abort(error.code, str(error))
+        return grpc_answer(self.metrics, self.manager.name, "status", request, context, lambda: self.status(request))
 
     def status(self, request, alive=None) -> get_model_status_pb2.GetModelStatusResponse:
         if request.model_spec.name != self.manager.name:
@@ -444,7 +445,6 @@ class ServerParts:
     manager: ModelManager
     scheduler: BatchScheduler
     health: health.HealthServicer
-    metrics: ServingMetrics
     rest: RestApi
 
 
@@ -478,7 +478,7 @@ def build_server(args: argparse.Namespace) -> ServerParts:
     if port == 0:
         raise ValueError(f"could not bind {args.host}:{args.port}")
     api = RestApi(predictions, models, metrics)
-    return ServerParts(server, port, manager, scheduler, health_servicer, metrics, api)
+    return ServerParts(server, port, manager, scheduler, health_servicer, api)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
