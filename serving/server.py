@@ -56,7 +56,7 @@ from serving.errors import RequestError, explain_model_error
 from serving.metrics import PATH as METRICS_PATH
 from serving.metrics import ServingMetrics, answered
 from serving.rest import RestApi
-from serving.servable import ModelManager, Servable
+from serving.servable import ModelManager, Servable, session_config
 
 LOG = logging.getLogger("serving")
 DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
@@ -450,7 +450,11 @@ class ServerParts:
 
 def build_server(args: argparse.Namespace) -> ServerParts:
     manager = ModelManager(
-        args.model_name, args.model_base_path, args.file_system_poll_wait_seconds, warmup=replay_warmup
+        args.model_name,
+        args.model_base_path,
+        args.file_system_poll_wait_seconds,
+        warmup=replay_warmup,
+        config=session_config(args.tensorflow_inter_op_parallelism, args.tensorflow_intra_op_parallelism),
     )
     metrics = ServingMetrics()
     scheduler = BatchScheduler(
