@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow.python.util import deprecation
 
 LOG = logging.getLogger("serving")
@@ -86,11 +86,14 @@ def signature_callable(session, signature_key: str, signature: meta_graph_pb2.Si
                     "only dense tensors can be served"
                 )
     input_keys, output_keys = sorted(signature.inputs), sorted(signature.outputs)
-    graph = session.graph
-    call = session.make_callable(
-        [graph.get_tensor_by_name(signature.outputs[key].name) for key in output_keys],
-        [graph.get_tensor_by_name(signature.inputs[key].name) for key in input_keys],
+    options = config_pb2.CallableOptions(
+        feed=[signature.inputs[key].name for key in input_keys],
+        fetch=[signature.outputs[key].name for key in output_keys],
     )
+    # `Session::MakeCallable`, as tf_keras' graph-mode backend calls it: the
+    # public `make_callable` with feeds falls back on `Session.run`, which
+    # rebuilds its feed and fetch handlers in Python on every call.
+    call = session._make_callable_from_options(options)
     return input_keys, output_keys, call
 
 
