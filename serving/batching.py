@@ -26,7 +26,6 @@ it reaches the head of the queue, never computed.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import threading
 import time
 from typing import Any, Callable
@@ -42,6 +41,36 @@ class CallerGone(Exception):
     """The request's caller stopped waiting (deadline passed or cancelled) before it was run."""
 
 
+class _Answer:
+    """One request's answer, handed from the batch thread that computed it to
+    the request's own thread: a lock held until the answer is set (the
+    cheapest wake-up CPython has; a `concurrent.futures.Future` takes a
+    condition and its lock for each step)."""
+
+    __slots__ = ("_ready", "_value", "_error")
+
+    def __init__(self) -> None:
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def set_result(self, value: Any) -> None:
+        self._value = value
+        self._ready.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._ready.release()
+
+    def result(self) -> Any:
+        """Waits for the answer (one waiter: the request's thread)."""
+        self._ready.acquire()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class _Task:
     __slots__ = ("servable", "signature", "inputs", "rows", "future", "key", "alive")
 
@@ -53,7 +82,7 @@ class _Task:
         self.inputs = inputs
         self.rows = rows
         self.alive = alive
-        self.future: concurrent.futures.Future = concurrent.futures.Future()
+        self.future = _Answer()
         shapes = tuple(sorted((name, value.dtype.str, value.shape[1:]) for name, value in inputs.items()))
         self.key = (id(servable), signature, shapes)
 

@@ -54,12 +54,22 @@ class ServingMetrics:
             registry=self.registry,
         )
 
+        self._children: dict[tuple, object] = {}  # each labelled series, looked up once
+
+    def _child(self, metric, *labels: str):
+        """`metric.labels(*labels)`, kept: `labels` validates and locks on every call."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def request(self, model: str, version: int | None, api: str, entrypoint: str, code: str, seconds: float) -> None:
-        self.requests.labels(model, "" if version is None else str(version), api, entrypoint, code).inc()
-        self.latency.labels(model, api, entrypoint).observe(seconds)
+        self._child(self.requests, model, "" if version is None else str(version), api, entrypoint, code).inc()
+        self._child(self.latency, model, api, entrypoint).observe(seconds)
 
     def model_call(self, servable, rows: int) -> None:
-        self.batch_size.labels(servable.name, str(servable.version)).observe(rows)
+        self._child(self.batch_size, servable.name, str(servable.version)).observe(rows)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

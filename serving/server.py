@@ -28,6 +28,7 @@ import argparse
 import concurrent.futures
 import dataclasses
 import logging
+import math
 import os
 import signal
 import sys
@@ -86,11 +87,11 @@ def check_input(name: str, tensor_proto, expected, max_rows: int) -> np.ndarray:
             grpc.StatusCode.INVALID_ARGUMENT,
             f"input '{name}' holds a batch of {dims[0]} rows, more than the server's max_batch_size {max_rows}",
         )
-    if tensor_proto.dtype == types_pb2.DT_STRING and len(tensor_proto.string_val) > max(1, int(np.prod(dims))):
+    if tensor_proto.dtype == types_pb2.DT_STRING and len(tensor_proto.string_val) > max(1, math.prod(dims)):
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"input '{name}' holds {len(tensor_proto.string_val)} strings but its shape {dims} has room for "
-            f"{int(np.prod(dims))}",
+            f"{math.prod(dims)}",
         )
     try:
         value = tensors.from_proto(tensor_proto)

@@ -11,6 +11,7 @@ fill) falls back on TensorFlow's own conversion.
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -53,7 +54,7 @@ def from_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
     shape = [dim.size for dim in proto.tensor_shape.dim]
     if proto.dtype in NUMPY_TYPE and proto.tensor_content and LITTLE_ENDIAN:
         return np.frombuffer(proto.tensor_content, dtype=NUMPY_TYPE[proto.dtype]).reshape(shape)
-    if proto.dtype == types_pb2.DT_STRING and shape and len(proto.string_val) == int(np.prod(shape)):
+    if proto.dtype == types_pb2.DT_STRING and shape and len(proto.string_val) == math.prod(shape):
         values = np.empty(len(proto.string_val), dtype=object)
         values[:] = list(proto.string_val)
         return values.reshape(shape)
