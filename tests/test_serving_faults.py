@@ -4,6 +4,7 @@ left are answered at once, never computed; versions served as they are on disk; 
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import threading
 import time
 
@@ -423,3 +424,68 @@ def test_clients_turned_away_together_do_not_come_back_together():
         assert max(pauses) - min(pauses) > 0.01 * 2**attempt, f"attempt {attempt}: {pauses}"
     for client in clients:
         client.close()
+
+
+# === A version loads as TF Serving loads it: a session of its own ===
+
+
+def save_vocabulary_model(path: str) -> None:
+    """Two signatures over a vocabulary asset and a variable: `serving_default`
+    maps tokens to their index times `scale`, `count` counts a row's tokens."""
+    import tensorflow as tf
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    vocabulary = os.path.join(os.path.dirname(path), "tokens.txt")
+    with open(vocabulary, "w") as stream:
+        stream.write("apple\nbanana\ncherry\n")
+    module = tf.Module()
+    module.table = tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(
+            vocabulary, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER
+        ),
+        default_value=-1,
+    )
+    module.scale = tf.Variable(10.0)
+    module.serve = tf.function(
+        lambda tokens: {"scaled": tf.cast(module.table.lookup(tokens), tf.float32) * module.scale},
+        input_signature=[tf.TensorSpec([None], tf.string)],
+    )
+    module.count = tf.function(
+        lambda tokens: {"n": tf.reduce_sum(tf.ones_like(tokens, tf.int32), axis=1)},
+        input_signature=[tf.TensorSpec([None, None], tf.string)],
+    )
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve, "count": module.count})
+    os.remove(vocabulary)  # the SavedModel's own copy under assets/ must be the one read
+
+
+def test_a_version_runs_in_a_session_of_its_own_and_answers_as_the_saved_model_does(tmp_path):
+    import tensorflow as tf
+
+    from serving.servable import load_servable
+
+    path = str(tmp_path / "model" / "1")
+    save_vocabulary_model(path)
+    servable = load_servable("m", 1, path)
+    tokens = np.array([b"cherry", b"plum", b"apple"], dtype=object)
+    answer = servable.run("serving_default", {"tokens": tokens})
+    expected = tf.saved_model.load(path).signatures["serving_default"](tokens=tf.constant(tokens))
+    np.testing.assert_array_equal(answer["scaled"], expected["scaled"].numpy())
+    np.testing.assert_array_equal(answer["scaled"], [20.0, -10.0, 0.0])
+    counts = servable.run("count", {"tokens": np.array([[b"a", b"b"], [b"c", b"d"]], dtype=object)})
+    np.testing.assert_array_equal(counts["n"], [2, 2])
+    assert sorted(servable.signature_defs) == ["count", "serving_default"]
+    assert servable.session.graph.finalized  # serving adds no ops to the graph
+
+
+def test_a_signature_with_a_sparse_input_is_refused_naming_it():
+    """A TF1 signature may declare a `coo_sparse` input; Predict carries dense
+    tensors only (TF2 exports split a sparse input into dense ones)."""
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    from serving.servable import signature_callable
+
+    signature = meta_graph_pb2.SignatureDef()
+    signature.inputs["ids"].coo_sparse.values_tensor_name = "ids/values:0"
+    signature.outputs["total"].name = "total:0"
+    with pytest.raises(ValueError, match="signature 'serving_default' input 'ids' is a coo_sparse tensor; only dense"):
+        signature_callable(None, "serving_default", signature)
