@@ -107,14 +107,24 @@ def serve_without_model(argv: list[str]) -> None:
     from serving import server
     from serving.servable import Servable
 
+    shapes: dict[tuple, list] = {}  # (servable, signature): each output's key, row-free dims and dtype
+
     def zeros(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = shapes.get((id(self), signature))
+        if outputs is None:
+            outputs = shapes[(id(self), signature)] = [
+                (
+                    key,
+                    None if info.tensor_shape.unknown_rank else [dim.size for dim in info.tensor_shape.dim],
+                    tf.dtypes.as_dtype(info.dtype).as_numpy_dtype,
+                )
+                for key, info in self.signature_defs[signature].outputs.items()
+            ]
         rows = len(next(iter(inputs.values())))
-        outputs = {}
-        for key, info in self.signature_defs[signature].outputs.items():
-            dims = [rows if dim.size < 0 else dim.size for dim in info.tensor_shape.dim]
-            shape = [rows, 1] if info.tensor_shape.unknown_rank else dims
-            outputs[key] = np.zeros(shape, tf.dtypes.as_dtype(info.dtype).as_numpy_dtype)
-        return outputs
+        return {
+            key: np.zeros([rows, 1] if dims is None else [rows if size < 0 else size for size in dims], dtype)
+            for key, dims, dtype in outputs
+        }
 
     Servable.run = zeros
     sys.exit(server.main(argv))
