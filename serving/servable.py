@@ -50,7 +50,7 @@ class Servable:
     path: str
     session: Any
     signature_defs: dict[str, meta_graph_pb2.SignatureDef]
-    callables: dict[str, tuple[list[str], list[str], Callable]] = dataclasses.field(default_factory=dict)
+    callables: dict[str, tuple[list[str], list[str], Callable]]  # signature: input keys, output keys, callable
 
     def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The signature's outputs, by key, for `inputs` (every input of the signature)."""
