@@ -53,7 +53,6 @@ class ServingMetrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
-
         self._children: dict[tuple, object] = {}  # each labelled series, looked up once
 
     def _child(self, metric, *labels: str):
