@@ -1,6 +1,6 @@
 """FeatNet ablation: each departure from the paper measured on its own.
 
-Every variant is one `featnet_tf.benchmark` run (the benchmark's fair recipe:
+Every variant is one `featnet_tf.benchmark.Benchmark` run (the benchmark's fair recipe:
 Adam 1e-3, learning rate × 0.3 on a validation plateau, early stopping on exact
 validation AUC) of the model named in its row with the row's settings. The
 default of `featnet` is chosen on the validation AUC column; the test AUC is
@@ -18,7 +18,6 @@ import featnet_tf  # noqa: F401  (first: legacy Keras and a quiet TensorFlow sta
 # isort: split
 
 import argparse
-import csv
 import os
 import sys
 
@@ -91,28 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     for index in chosen:
         label, model, settings = VARIANTS[index - 1]
         output_dir = os.path.join(args.output_dir, f"variant{index:02d}")
-        flags = [item for setting in (*args.set, *settings) for item in ("--set", setting)]
-        command = [
-            "--data_dir",
-            args.data_dir,
-            "--dataset",
-            args.dataset,
-            "--models",
-            model,
-            "--seeds",
-            str(args.seeds),
-        ]
         print(f"[ablation] {index}: {label}", flush=True)
-        if benchmark.main(command + ["--output_dir", output_dir, "--title", label] + flags) != 0:
-            return 1
-        with open(os.path.join(output_dir, "results.csv")) as stream:
-            cells = list(csv.DictReader(stream))
-        auc = np.array([float(cell["auc"]) for cell in cells])
+        cells = benchmark.Benchmark(
+            args.data_dir,
+            output_dir,
+            [model],
+            dataset=args.dataset,
+            seeds=args.seeds,
+            overrides=(*args.set, *settings),
+            title=label,
+        ).run()
+        auc = np.array([cell["auc"] for cell in cells])
         lines.append(
-            f"| {index} | {label} | {np.mean([float(c['val_auc']) for c in cells]):.4f} | {auc.mean():.4f} ± "
+            f"| {index} | {label} | {np.mean([c['val_auc'] for c in cells]):.4f} | {auc.mean():.4f} ± "
             f"{auc.std():.4f} "
-            f"| {np.mean([float(c['logloss']) for c in cells]):.4f} | {'/'.join(c['best_epoch'] for c in cells)} "
-            f"| {np.mean([float(c['train_examples_per_second']) for c in cells]):,.0f} | {len(cells)} |"
+            f"| {np.mean([c['logloss'] for c in cells]):.4f} | {'/'.join(str(c['best_epoch']) for c in cells)} "
+            f"| {np.mean([c['train_examples_per_second'] for c in cells]):,.0f} | {len(cells)} |"
         )
         with open(table_path, "w") as stream:
             stream.write("\n".join(lines) + "\n")

@@ -81,7 +81,7 @@ def ensure_input(rows: int, work_dir: str) -> str:
     raw = os.path.join(work_dir, f"criteo_{rows}.tsv")
     if not os.path.exists(raw):
         start = time.perf_counter()
-        synthesize.main(["--rows", str(rows), "--output", raw])
+        synthesize.synthesize_file(raw, rows)
         print(f"synthesize {rows:,} rows: {time.perf_counter() - start:.1f} s", flush=True)
     return raw
 

@@ -4,7 +4,7 @@
    comes from planted interactions of orders 1-5 among noise fields;
 2. `pipelines.preprocess` turns them into TFRecords, vocabularies, a schema
    and statistics (Beam, DirectRunner);
-3. `featnet_tf.train` trains FeatNet to convergence with the benchmark's
+3. `featnet_tf.lifecycle.Trainer` trains FeatNet to convergence with the benchmark's
    recipe (Adam 1e-3, learning rate lowered on a validation plateau, early
    stopping on exact validation AUC), evaluates it on the test split, exports
    a versioned SavedModel and checks that TF Serving can serve it; logistic
@@ -27,7 +27,6 @@ import featnet_tf  # noqa: F401  (first: legacy Keras and a quiet TensorFlow sta
 
 import argparse
 import glob
-import json
 import os
 import shutil
 import sys
@@ -35,15 +34,23 @@ import time
 
 import pandas as pd
 
-from featnet_tf import analyze, train
+from featnet_tf import analyze, experiments
 from featnet_tf.benchmark import FAIR_RECIPE
+from featnet_tf.lifecycle import RunResult, Trainer
 from featnet_tf.metrics import binary_auc, log_loss
+from featnet_tf.training import load_run, make_strategy
 from pipelines import preprocess, score, synthesize
 from pipelines.formats import criteo_spec
 from pipelines.rows import RowParser
 from pipelines.splits import FixedSplit, file_splits
 from serving.client import PredictionClient
 from serving.local import LocalServer
+
+
+def train(experiment: str, data_dir: str, run_dir: str, overrides: tuple[str, ...], export: bool = True) -> RunResult:
+    """The named experiment with `overrides`, trained on `data_dir` under its configured strategy."""
+    config = experiments.experiment(experiment, assignments=overrides, **{"data.data_dir": data_dir})
+    return Trainer(config, run_dir, make_strategy(config.training.strategy)).run(export=export)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -62,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     run_dir = os.path.join(args.work_dir, "run")
 
     print("== 1/6 synthesize", flush=True)
-    synthesize.main(["--rows", str(args.rows), "--output", raw, "--seed", str(args.seed)])
+    synthesize.synthesize_file(raw, args.rows, "criteo", args.seed)
     print("== 2/6 preprocess", flush=True)
     preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", data_dir, "--runner=DirectRunner"])
     print("== 3/6 train → evaluate → export → check", flush=True)
@@ -71,18 +78,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # model peaks by its second epoch, and the two extra epochs were 40% of
     # the demo's time.
     demo_flags = (f"training.epochs={args.epochs}", "training.early_stopping_patience=1", f"training.seed={args.seed}")
-    recipe = [item for flag in FAIR_RECIPE + demo_flags for item in ("--set", flag)]
-    if train.main(["--experiment", "featnet", "--data_dir", data_dir, "--run_dir", run_dir] + recipe):
-        raise SystemExit("training FeatNet failed")
+    recipe = FAIR_RECIPE + demo_flags
+    featnet = experiments.experiment("featnet", assignments=recipe, **{"data.data_dir": data_dir})
+    metrics = Trainer(featnet, run_dir, make_strategy(featnet.training.strategy)).run().metrics
     lr_dir = os.path.join(args.work_dir, "run_lr")
     # Logistic regression converges slowly from Adam 1e-3; 1e-2 gets it there within the cap.
-    lr_recipe = recipe + ["--set", "training.learning_rate=0.01"]
-    if train.main(["--experiment", "lr", "--data_dir", data_dir, "--run_dir", lr_dir, "--no_export"] + lr_recipe):
-        raise SystemExit("training logistic regression failed")
-    with open(os.path.join(run_dir, "metrics.json")) as stream:
-        metrics = json.load(stream)
-    with open(os.path.join(lr_dir, "metrics.json")) as stream:
-        lr_metrics = json.load(stream)
+    lr = experiments.experiment(
+        "lr", assignments=recipe + ("training.learning_rate=0.01",), **{"data.data_dir": data_dir}
+    )
+    lr_metrics = Trainer(lr, lr_dir, make_strategy(lr.training.strategy)).run(export=False).metrics
     true_labels, true_probabilities = synthesize.split_truth(raw, "test")
     results = {
         "test_auc": metrics["auc"],
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         raise SystemExit(f"batch scoring disagrees with the online server by {difference}")
 
     print("== 6/6 analyse", flush=True)
-    analyze.main(["--run_dir", run_dir, "--max_rows", "5000"])
+    analyze.write_analysis(load_run(run_dir), max_rows=5000)
     results["online_batch_max_difference"] = float(difference)
     print(
         f"\nDemo finished in {time.perf_counter() - start:.0f} s. Outputs under {args.work_dir}/; report: "

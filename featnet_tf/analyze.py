@@ -30,18 +30,19 @@ import tensorflow as tf
 import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf import training
 from featnet_tf.analysis import PruningAccumulator
+from featnet_tf.files import read_json
 from featnet_tf.prepared_data import SPLITS
 
 
 def analyze_run(
     run: training.Run, split: str = "test", max_rows: int | None = None, batch_size: int = 2048
 ) -> dict[str, Any]:
-    if not hasattr(run.ranker, "explain"):
+    if not hasattr(run.model, "explain"):
         raise ValueError(
             f"The run's model `{run.config.model.name}` has no pruning tensors; analyze works on FeatNet runs."
         )
-    explain = tf.function(lambda ids: run.ranker.explain(ids, training=False))
-    accumulator = PruningAccumulator(run.spec.names, run.ranker.num_subsets, run.ranker.num_queries)
+    explain = tf.function(lambda ids: run.model.explain(ids, training=False))
+    accumulator = PruningAccumulator(run.spec.names, run.model.num_subsets, run.model.num_queries)
     seen = 0
     for ids, _ in run.dataset(split, batch_size, shuffle=False):
         outputs = explain(ids)
@@ -210,20 +211,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output_dir", help="default: <run_dir>/analysis")
     args = parser.parse_args(argv)
     try:
-        run = training.load_run(args.run_dir)
-        summary = analyze_run(run, args.split, args.max_rows)
+        write_analysis(training.load_run(args.run_dir), args.split, args.max_rows, args.output_dir)
     except ValueError as error:
         print(f"[analyze] error: {error}", file=sys.stderr)
         return 2
-    output_dir = args.output_dir or run.path("analysis")
+    return 0
+
+
+def write_analysis(
+    run: training.Run, split: str = "test", max_rows: int | None = None, output_dir: str | None = None
+) -> dict[str, Any]:
+    """Analyses `run` on `split` and writes ``analysis.json``, the figures and
+    ``report.html`` under `output_dir` (default ``<run_dir>/analysis``);
+    returns the summary."""
+    summary = analyze_run(run, split, max_rows)
+    output_dir = output_dir or run.path("analysis")
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "analysis.json"), "w") as stream:
         json.dump(summary, stream, indent=2)
     figures = plot_figures(summary, output_dir)
-    metrics = None
-    if os.path.exists(run.path("metrics.json")):
-        with open(run.path("metrics.json")) as stream:
-            metrics = json.load(stream)
+    metrics_path = run.path(training.METRICS_FILE)
+    metrics = read_json(metrics_path) if tf.io.gfile.exists(metrics_path) else None
     report = os.path.join(output_dir, "report.html")
     write_report(summary, metrics, figures, report)
     print(
@@ -234,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + "; ".join(f"{label} {value}" for label, value in pruning_rows(summary))
         + f" → {report}"
     )
-    return 0
+    return summary
 
 
 if __name__ == "__main__":

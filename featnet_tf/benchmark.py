@@ -1,6 +1,6 @@
 """`python -m featnet_tf.benchmark`: the paper's Table 3 on your own data.
 
-Trains every (model, seed) cell with `featnet_tf.train` and one fair recipe
+Trains every (model, seed) cell with `featnet_tf.lifecycle.Trainer` and one fair recipe
 for all (`FAIR_RECIPE`: the best epoch and early stopping chosen on the exact
 validation AUC, a learning rate lowered on a validation plateau), evaluates it
 on the test split and measures its speed, then writes under ``--output_dir``:
@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import itertools
-import json
 import os
 import sys
 import time
@@ -37,7 +37,8 @@ import tf_keras as keras
 
 import featnet_tf  # noqa: F401  (selects legacy Keras)
 from featnet_tf import config as config_lib
-from featnet_tf import experiments, prepared_data, train, training
+from featnet_tf import experiments, lifecycle, prepared_data, training
+from featnet_tf.files import read_json, write_json
 from featnet_tf.models import MODELS
 
 DATASETS = ("criteo", "avazu", "frappe")
@@ -57,16 +58,10 @@ FAIR_RECIPE = (
 )
 
 
-def cell_overrides(args: argparse.Namespace, seed: int, grid_point: dict[str, Any]) -> list[str]:
-    flags = list(FAIR_RECIPE) + list(args.set) + [f"training.seed={seed}"]
-    flags += [f"{key}={value}" for key, value in grid_point.items()]
-    return flags
-
-
 def inference_speed(run: training.Run, batch_size: int, calls: int) -> float:
     """Examples/s of the ranker (ids in, logits out) at `batch_size`."""
     ids, _ = next(iter(run.dataset("test", batch_size, shuffle=False, repeat=True)))
-    predict = tf.function(lambda inputs: run.ranker(inputs, training=False))
+    predict = tf.function(lambda inputs: run.model(inputs, training=False))
     predict(ids)
     start = time.perf_counter()
     for _ in range(calls):
@@ -74,63 +69,88 @@ def inference_speed(run: training.Run, batch_size: int, calls: int) -> float:
     return batch_size * calls / (time.perf_counter() - start)
 
 
-def run_cell(args: argparse.Namespace, model: str, seed: int, grid_point: dict[str, Any]) -> dict[str, Any]:
-    label = "".join(f"_{key.split('.')[-1]}{value}" for key, value in grid_point.items())
-    run_dir = os.path.join(args.output_dir, "runs", f"{model}{label}", f"seed{seed}")
-    experiment = experiments.experiment_for(model, args.dataset)
-    flags = cell_overrides(args, seed, grid_point)
-    config = experiments.experiment(experiment, args.config, flags, **{"data.data_dir": args.data_dir})
-    cell_path = os.path.join(run_dir, "cell.json")
-    if os.path.exists(cell_path):
-        with open(cell_path) as stream:
-            cell = json.load(stream)
-        if cell["config_hash"] == config.config_hash():
-            return {**cell, "resumed": True}
-    keras.backend.clear_session()
-    command = [
-        "--experiment",
-        experiment,
-        "--data_dir",
-        args.data_dir,
-        "--run_dir",
-        run_dir,
-        "--no_export",
-        "--strategy",
-        "one_device",
-    ]
-    command += [item for flag in flags for item in ("--set", flag)]
-    if args.config:
-        command += ["--config", args.config]
-    if train.main(command) != 0:
-        raise RuntimeError(f"training {model} (seed {seed}) failed; see the output above")
-    with open(os.path.join(run_dir, "metrics.json")) as stream:
-        metrics = json.load(stream)
-    with open(os.path.join(run_dir, "history.json")) as stream:
-        history = json.load(stream)
-    run = training.load_run(run_dir)
-    train_rows = prepared_data.load_statistics(args.data_dir)["splits"]["train"]["rows"]  # counted by the pipeline
-    steps_per_epoch = config.training.steps_per_epoch
-    examples_per_epoch = steps_per_epoch * config.data.batch_size if steps_per_epoch else train_rows
-    cell = {
-        "model": model + label,
-        "seed": seed,
-        "auc": metrics["auc"],
-        "logloss": metrics["logloss"],
-        "parameters": run.ranker.count_params(),
-        "epochs": len(history["epoch_seconds"]),
-        "best_epoch": metrics.get("best_epoch"),
-        "cap_bound": len(history["epoch_seconds"]) >= config.training.epochs,
-        "val_auc": max(history["history"]["val_auc"]),
-        "train_examples_per_second": examples_per_epoch
-        * len(history["epoch_train_seconds"])
-        / sum(history["epoch_train_seconds"]),
-        "inference_examples_per_second_batch_1": inference_speed(run, 1, 200),
-        "inference_examples_per_second_batch_1024": inference_speed(run, 1024, 10),
-        "config_hash": config.config_hash(),
-    }
-    with open(cell_path, "w") as stream:
-        json.dump(cell, stream, indent=2)
-    return cell
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """Table 3 on one prepared dataset: every (model, grid point, seed) cell
+    trained with `FAIR_RECIPE` (then `overrides`, a YAML file's first) and
+    measured; `run` writes the outputs the module docstring lists and returns
+    the cells. What `python -m featnet_tf.benchmark` and the ablation run."""
+
+    data_dir: str
+    output_dir: str
+    models: Sequence[str]
+    dataset: str = "criteo"
+    seeds: int = 3
+    overrides: Sequence[str] = ()  # SECTION.KEY=VALUE, applied to every cell after the recipe
+    config_file: str | None = None
+    grid: Sequence[dict[str, Any]] = ({},)  # settings per cell group, e.g. {"model.num_subsets": 5}
+    title: str | None = None
+
+    def run(self, sweeps: dict[str, tuple] | None = None) -> list[dict[str, Any]]:
+        """Every cell (finished ones read back), one line each; then
+        ``table.md``, ``results.csv``, ``auc.png`` (and Fig. 5 for `sweeps`)."""
+        os.makedirs(self.output_dir, exist_ok=True)
+        cells = []
+        for model, point, seed in itertools.product(self.models, self.grid, range(self.seeds)):
+            cell = self.run_cell(model, seed, point)
+            cells.append(cell)
+            print(
+                f"[benchmark] {cell['model']} seed {seed}: valid AUC {cell['val_auc']:.4f}, "
+                f"test AUC {cell['auc']:.4f}, LogLoss {cell['logloss']:.4f}, best epoch "
+                f"{cell['best_epoch']}/{cell['epochs']}{' (cap-bound)' if cell['cap_bound'] else ''}, "
+                f"{cell['parameters']:,} params, {cell['train_examples_per_second']:,.0f} train ex/s"
+                + (" (finished earlier)" if cell.get("resumed") else ""),
+                flush=True,
+            )
+        title = self.title or f"{self.dataset}: {os.path.basename(os.path.normpath(self.data_dir))}"
+        rows = write_outputs(self.output_dir, cells, title)
+        if sweeps:
+            plot_sweep(self.output_dir, cells, sweeps, self.models[0])
+        print(f"[benchmark] {len(rows)} models → {os.path.join(self.output_dir, 'table.md')}, results.csv, auc.png")
+        return cells
+
+    def cell_config(self, model: str, seed: int, grid_point: dict[str, Any]) -> config_lib.ExperimentConfig:
+        flags = [*FAIR_RECIPE, *self.overrides, f"training.seed={seed}"]
+        flags += [f"{key}={value}" for key, value in grid_point.items()]
+        experiment = experiments.experiment_for(model, self.dataset)
+        overrides = {"data.data_dir": self.data_dir, "training.strategy": "one_device"}
+        return experiments.experiment(experiment, self.config_file, flags, **overrides)
+
+    def run_cell(self, model: str, seed: int, grid_point: dict[str, Any]) -> dict[str, Any]:
+        """One cell: trained (or resumed) without export, then measured; ``cell.json`` beside its run."""
+        label = "".join(f"_{key.split('.')[-1]}{value}" for key, value in grid_point.items())
+        run_dir = os.path.join(self.output_dir, "runs", f"{model}{label}", f"seed{seed}")
+        config = self.cell_config(model, seed, grid_point)
+        cell_path = os.path.join(run_dir, "cell.json")
+        if tf.io.gfile.exists(cell_path):
+            cell = read_json(cell_path)
+            if cell["config_hash"] == config.config_hash():
+                return {**cell, "resumed": True}
+        keras.backend.clear_session()
+        trainer = lifecycle.Trainer(config, run_dir)
+        result = trainer.run(export=False)
+        trainer.restore_best()
+        train_rows = prepared_data.load_statistics(self.data_dir)["splits"]["train"]["rows"]  # counted by the pipeline
+        steps_per_epoch = config.training.steps_per_epoch
+        examples_per_epoch = steps_per_epoch * config.data.batch_size if steps_per_epoch else train_rows
+        epochs = len(result.fit.epoch_seconds)
+        cell = {
+            "model": model + label,
+            "seed": seed,
+            "auc": result.metrics["auc"],
+            "logloss": result.metrics["logloss"],
+            "parameters": trainer.run_state.model.count_params(),
+            "epochs": epochs,
+            "best_epoch": result.metrics.get("best_epoch"),
+            "cap_bound": epochs >= config.training.epochs,
+            "val_auc": result.fit.best_val_auc,
+            "train_examples_per_second": examples_per_epoch * epochs / sum(result.fit.epoch_train_seconds),
+            "inference_examples_per_second_batch_1": inference_speed(trainer.run_state, 1, 200),
+            "inference_examples_per_second_batch_1024": inference_speed(trainer.run_state, 1024, 10),
+            "config_hash": config.config_hash(),
+        }
+        write_json(cell_path, cell)
+        return cell
 
 
 def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -310,31 +330,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("[benchmark] error: --data_dir is required (except with --scaling)", file=sys.stderr)
         return 2
     sweeps = parse_sweeps(args.sweep)
-    grid = (
-        [dict(zip(experiments.GRID, values)) for values in itertools.product(*experiments.GRID.values())]
-        if args.grid
-        else [{}]
-    )
+    grid = [{}]
+    if args.grid:
+        grid = [dict(zip(experiments.GRID, values)) for values in itertools.product(*experiments.GRID.values())]
     if sweeps:
         grid = [dict(zip(sweeps, values)) for values in itertools.product(*sweeps.values())]
-    cells = []
-    for model, point, seed in itertools.product(models, grid, range(args.seeds)):
-        cell = run_cell(args, model, seed, point)
-        cells.append(cell)
-        print(
-            f"[benchmark] {cell['model']} seed {seed}: valid AUC {cell['val_auc']:.4f}, test AUC {cell['auc']:.4f}, "
-            f"LogLoss {cell['logloss']:.4f}, best epoch "
-            f"{cell['best_epoch']}/{cell['epochs']}{' (cap-bound)' if cell['cap_bound'] else ''}, "
-            f"{cell['parameters']:,} params, {cell['train_examples_per_second']:,.0f} train ex/s"
-            + (" (finished earlier)" if cell.get("resumed") else ""),
-            flush=True,
-        )
-    rows = write_outputs(
-        args.output_dir, cells, args.title or f"{args.dataset}: {os.path.basename(os.path.normpath(args.data_dir))}"
-    )
-    if sweeps:
-        plot_sweep(args.output_dir, cells, sweeps, models[0])
-    print(f"[benchmark] {len(rows)} models → {os.path.join(args.output_dir, 'table.md')}, results.csv, auc.png")
+    Benchmark(
+        args.data_dir, args.output_dir, models, args.dataset, args.seeds, args.set, args.config, grid, args.title
+    ).run(sweeps)
     return 0
 
 

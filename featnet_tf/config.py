@@ -22,6 +22,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from featnet_tf.files import read_text, write_atomically
+
 SCHEDULES = ("constant", "exponential", "cosine", "plateau")
 STRATEGIES = ("mirrored", "one_device", "multi_worker")
 CACHES = ("auto", "memory", "none")
@@ -215,8 +217,7 @@ def parse_set_flags(assignments: Sequence[str]) -> dict[str, Any]:
 
 
 def load_yaml(path: str) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as stream:
-        config = parse_yaml(stream) or {}
+    config = parse_yaml(read_text(path)) or {}
     if not isinstance(config, Mapping):
         raise ValueError(f"{path} must hold a mapping of sections. Received: {type(config).__name__}")
     return flatten(config)
@@ -344,6 +345,4 @@ def validate(config: ExperimentConfig) -> None:
 
 def save(config: ExperimentConfig, path: str) -> None:
     """Writes the config as YAML, atomically (a resumed run compares against it)."""
-    from featnet_tf.files import write_atomically
-
     write_atomically(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
+from featnet_tf._keras_internals import adam_slots
 from featnet_tf.config import OPTIMIZERS
 
 
@@ -53,11 +54,11 @@ class FusedAdam(keras.optimizers.Adam):
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        index = self._index_dict[self._var_key(variable)]
+        m, v = adam_slots(self, variable)
         tf.raw_ops.ResourceApplyAdam(
             var=variable.handle,
-            m=self._momentums[index].handle,
-            v=self._velocities[index].handle,
+            m=m.handle,
+            v=v.handle,
             beta1_power=tf.pow(beta_1, step),
             beta2_power=tf.pow(beta_2, step),
             lr=tf.cast(self.learning_rate, dtype),
@@ -99,8 +100,7 @@ class LazyAdam(FusedAdam):
         beta_1_power, beta_2_power = tf.pow(beta_1, step), tf.pow(beta_2, step)
         alpha = tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
 
-        index = self._index_dict[self._var_key(variable)]
-        m, v = self._momentums[index], self._velocities[index]
+        m, v = adam_slots(self, variable)
         rows, values = gradient.indices, gradient.values
         m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * values
         v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(values)

@@ -43,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,10 +51,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
-from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils
 
+from featnet_tf._keras_internals import without_keras_traces
 from featnet_tf.data import parsing_spec
 from featnet_tf.features import FeatureSpec, Field
+from featnet_tf.files import is_url, write_atomically
 
 SIGNATURE_METHODS = {
     tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: tf.saved_model.PREDICT_METHOD_NAME,
@@ -189,7 +189,7 @@ def write_warmup_requests(export_dir: str, examples: Sequence[bytes], model_name
     """TF Serving replays these Predict requests when it loads the version."""
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-    os.makedirs(os.path.join(export_dir, "assets.extra"), exist_ok=True)
+    tf.io.gfile.makedirs(os.path.join(export_dir, "assets.extra"))
     with tf.io.TFRecordWriter(os.path.join(export_dir, WARMUP_FILE)) as writer:
         for size in sorted({1, len(examples)}):
             request = predict_pb2.PredictRequest()
@@ -215,20 +215,20 @@ def stage_saved_model(
     requests into a hidden directory of `export_base`, to check before `publish`."""
     if tf.io.gfile.exists(export_base) and not tf.io.gfile.isdir(export_base):
         raise ValueError(f"The export base {export_base} is a file, not a directory.")
-    os.makedirs(export_base, exist_ok=True)
+    tf.io.gfile.makedirs(export_base)
     staging = os.path.join(export_base, f".tmp-{uuid.uuid4().hex[:12]}")
     try:
         module = ServingModule(model, spec)
         # TF Serving calls the four signatures only; without Keras' own traces
         # of every layer's `call` (which only Keras' loader reads) the export
         # takes half the time and loads without custom-gradient warnings.
-        with keras_saved_model_utils.keras_option_scope(save_traces=False):
+        with without_keras_traces():
             tf.saved_model.save(module, staging, signatures=module.signatures())
         set_signature_methods(staging)
         if warmup_examples:
             write_warmup_requests(staging, warmup_examples, os.path.basename(os.path.normpath(export_base)))
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_tree(staging)
         raise
     return StagedExport(export_base, staging)
 
@@ -240,22 +240,25 @@ def publish(staged: StagedExport) -> str:
         version = next_version(staged.export_base)
         final = os.path.join(staged.export_base, str(version))
         try:
-            os.rename(staged.path, final)  # fails if another exporter took this number meanwhile
-        except OSError:
-            if os.path.exists(final) and os.path.exists(staged.path):
+            # fails if another exporter took this number meanwhile
+            tf.io.gfile.rename(staged.path, final, overwrite=False)
+        except (OSError, tf.errors.OpError):
+            if tf.io.gfile.exists(final) and tf.io.gfile.exists(staged.path):
                 continue
             raise
         break
-    record = os.path.join(staged.export_base, f"{LAST_VERSION_FILE}.{uuid.uuid4().hex[:8]}")
-    with open(record, "w") as stream:
-        stream.write(f"{version}\n")
-    os.replace(record, os.path.join(staged.export_base, LAST_VERSION_FILE))
+    write_atomically(os.path.join(staged.export_base, LAST_VERSION_FILE), f"{version}\n")
     return final
 
 
 def discard(staged: StagedExport) -> None:
     """Removes a staged export that will not be published."""
-    shutil.rmtree(staged.path, ignore_errors=True)
+    _remove_tree(staged.path)
+
+
+def _remove_tree(path: str) -> None:
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.rmtree(path)
 
 
 def export_saved_model(
@@ -318,7 +321,7 @@ def check_all(cases: Sequence[ServabilityCase], atol: float = 1e-6) -> list[dict
             inputs_dir = os.path.join(workspace, str(index))
             os.makedirs(inputs_dir)
             write_probe_inputs(inputs_dir, case.spec, case.examples)
-            arguments += [os.path.abspath(case.export_dir), inputs_dir]
+            arguments += [case.export_dir if is_url(case.export_dir) else os.path.abspath(case.export_dir), inputs_dir]
         env = dict(os.environ)
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = package_root  # finds `featnet_tf.servability` and nothing else of a caller's path

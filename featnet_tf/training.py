@@ -58,7 +58,7 @@ class Run:
     config: config_lib.ExperimentConfig
     spec: FeatureSpec
     transform: FeatureTransform
-    ranker: keras.Model
+    model: keras.Model  # the ranking model: ids in, logits out
     in_memory: dict[str, "InMemoryIds"] = dataclasses.field(default_factory=dict)
 
     def path(self, *parts: str) -> str:
@@ -67,7 +67,7 @@ class Run:
     def serving_model(self) -> RawFeatureModel:
         """Raw values in, logits out: the run's `FeatureTransform` in front of
         its ranker, the one model `featnet_tf.saved_model` exports."""
-        return RawFeatureModel(self.transform, self.ranker, name=f"{self.config.model.name}_raw")
+        return RawFeatureModel(self.transform, self.model, name=f"{self.config.model.name}_raw")
 
     def dataset(self, split: str, batch_size: int, cache: bool = False, **kwargs: Any) -> tf.data.Dataset:
         """Batches of ``(ids for the ranker, label)``.
@@ -242,21 +242,21 @@ def unreplicated(run: Run) -> Run:
             "so the chief of this multi-worker run has nothing to evaluate or export."
         )
     single = build_run(run.config, run.run_dir)
-    single.ranker.load_weights(run.path(BEST_WEIGHTS)).expect_partial()
+    single.model.load_weights(run.path(BEST_WEIGHTS)).expect_partial()
     return single
 
 
 def load_run(run_dir: str) -> Run:
     """A trained run: its config and its best weights."""
-    if not os.path.isdir(run_dir):
+    if not tf.io.gfile.isdir(run_dir):
         raise ValueError(f"The run directory {run_dir} does not exist.")
     config_path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.exists(config_path):
+    if not tf.io.gfile.exists(config_path):
         raise ValueError(f"{run_dir} is not a run directory: {config_path} does not exist.")
     run = build_run(experiments.load(config_path), run_dir)
     if not tf.io.gfile.glob(run.path(BEST_WEIGHTS) + ".index"):
         raise ValueError(f"{run_dir} has no trained weights ({run.path(BEST_WEIGHTS)}); train it first.")
-    run.ranker.load_weights(run.path(BEST_WEIGHTS)).expect_partial()
+    run.model.load_weights(run.path(BEST_WEIGHTS)).expect_partial()
     return run
 
 
@@ -266,7 +266,7 @@ def predict(
     """Labels and predicted probabilities of every row of a split (or of the
     given batches of ``(ids, labels)``)."""
     labels, logits = [], []
-    predict_step = predict_step or tf.function(lambda ids: run.ranker(ids, training=False))
+    predict_step = predict_step or tf.function(lambda ids: run.model(ids, training=False))
     for ids, batch_labels in dataset or run.dataset(split, run.config.data.eval_batch_size, shuffle=False):
         logits.append(predict_step(ids).numpy().reshape(-1))
         labels.append(batch_labels.numpy().reshape(-1))
@@ -286,8 +286,8 @@ def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
         "config_hash": run.config.config_hash(),
     }
     best = run.path(BEST_INFO)
-    if os.path.exists(best):
-        with open(best) as stream:
+    if tf.io.gfile.exists(best):
+        with tf.io.gfile.GFile(best) as stream:
             metrics["best_epoch"] = json.load(stream)["epoch"]
     write_json(run.path(METRICS_FILE), metrics)
     return metrics

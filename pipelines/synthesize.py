@@ -215,6 +215,22 @@ def split_truth(path: str, split: str, input_format: str = "criteo", seed: int =
     return labels[in_split], np.load(probabilities_path(path))[in_split]
 
 
+def synthesize_file(output: str, rows: int, input_format: str = "criteo", seed: int = 0) -> Synthetic:
+    """Writes `rows` rows of `input_format` (``criteo`` or ``avazu``) and their true probabilities."""
+    if rows <= 0:
+        raise ValueError(f"`rows` must be positive. Received: {rows}")
+    if input_format == "criteo":
+        data, delimiter = synthesize_criteo(rows, seed), "\t"
+    else:
+        data, delimiter = synthesize_avazu(rows, seed), ","
+    write(data, output, delimiter)
+    print(
+        f"[synthesize] {rows} {input_format} rows → {output} (click rate {data.labels.mean():.4f}); "
+        f"true probabilities → {probabilities_path(output)}"
+    )
+    return data
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.synthesize", description=__doc__.split("\n\n")[0])
     parser.add_argument("--format", choices=("criteo", "avazu"), default="criteo")
@@ -224,15 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rows <= 0:
         parser.error(f"--rows must be positive. Received: {args.rows}")
-    if args.format == "criteo":
-        data, delimiter = synthesize_criteo(args.rows, args.seed), "\t"
-    else:
-        data, delimiter = synthesize_avazu(args.rows, args.seed), ","
-    write(data, args.output, delimiter)
-    print(
-        f"[synthesize] {args.rows} {args.format} rows → {args.output} (click rate {data.labels.mean():.4f}); "
-        f"true probabilities → {probabilities_path(args.output)}"
-    )
+    synthesize_file(args.output, args.rows, args.format, args.seed)
     return 0
 
 

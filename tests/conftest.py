@@ -46,7 +46,7 @@ def tiny_run(criteo_data, tmp_path_factory):
     from tests.helpers import tiny_trained_run
 
     run = tiny_trained_run(criteo_data, str(tmp_path_factory.mktemp("tiny_run")))
-    run.ranker.save_weights(run.path(training.BEST_WEIGHTS))
+    run.model.save_weights(run.path(training.BEST_WEIGHTS))
     config_lib.save(run.config, run.path(training.CONFIG_FILE))
     return run
 
@@ -54,7 +54,7 @@ def tiny_run(criteo_data, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_export(tiny_run, tmp_path_factory) -> str:
     """`tiny_run` exported as version 1 and checked servable; copy it before changing its base."""
-    from featnet_tf import export
+    from featnet_tf import lifecycle
 
-    path, _ = export.export_run(tiny_run, str(tmp_path_factory.mktemp("tiny_export") / "featnet"))
+    path = lifecycle.export_run(tiny_run, str(tmp_path_factory.mktemp("tiny_export") / "featnet")).path
     return path

@@ -64,7 +64,7 @@ def tiny_trained_run(data_dir: str, run_dir: str, steps: int = 30):
         },
     )
     run = training.build_run(config, run_dir)
-    run.ranker.fit(run.dataset("train", 64, repeat=True), steps_per_epoch=steps, epochs=1, verbose=0)
+    run.model.fit(run.dataset("train", 64, repeat=True), steps_per_epoch=steps, epochs=1, verbose=0)
     return run
 
 
@@ -74,7 +74,7 @@ def prepared_criteo(root: str, rows: int = 3000, seed: int = 5, min_count: int =
     from pipelines import preprocess, synthesize
 
     raw = os.path.join(root, "criteo.tsv")
-    synthesize.main(["--rows", str(rows), "--output", raw, "--seed", str(seed)])
+    synthesize.synthesize_file(raw, rows, "criteo", seed)
     output = os.path.join(root, "prep")
     preprocess.run(
         [

@@ -77,9 +77,9 @@ def test_the_default_thresholds_prune_after_a_short_run():
     assert fractions["paper"]["fsgn"] < 1e-3 and fractions["paper"]["sapn"] < 1e-3, fractions
 
 
-def test_the_command_writes_every_file_and_the_plots_open(tiny_run):
+def test_the_analysis_writes_every_file_and_the_plots_open(tiny_run):
     run = tiny_run
-    assert analyze.main(["--run_dir", run.run_dir, "--max_rows", "100"]) == 0
+    returned = analyze.write_analysis(run, max_rows=100)
     output = run.path("analysis")
     assert sorted(os.listdir(output)) == [
         "analysis.json",
@@ -90,6 +90,7 @@ def test_the_command_writes_every_file_and_the_plots_open(tiny_run):
     ]
     with open(os.path.join(output, "analysis.json")) as stream:
         summary = json.load(stream)
+    assert summary == json.loads(json.dumps(returned))
     assert summary["instances"] == 100 and summary["num_fields"] == 39 and summary["split"] == "test"
     for name in ("fig3_features_per_subset.png", "fig4_interaction_orders.png", "field_keep_rates.png"):
         with Image.open(os.path.join(output, name)) as image:
@@ -102,6 +103,6 @@ def test_the_command_writes_every_file_and_the_plots_open(tiny_run):
     assert len(stages["fsgn"]["threshold_pruned_fraction"]) == len(stages["sapn"]["relu_zero_fraction"]) == 2
 
 
-def test_analyze_refuses_a_model_without_pruning(tmp_path, capsys):
+def test_the_command_refuses_a_missing_run_directory(tmp_path, capsys):
     assert analyze.main(["--run_dir", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 import tf_keras as keras
 
 from featnet_tf import config as config_lib
-from featnet_tf import experiments, export, saved_model, training
+from featnet_tf import experiments, lifecycle, saved_model, training
 from featnet_tf.features import FeatureSpec, categorical_spec
 from featnet_tf.models import MODELS, build_model
 from tests.helpers import train_a_few_steps
@@ -82,7 +82,7 @@ def servability_reports(criteo_data, tmp_path_factory) -> dict[str, tuple[str, d
             },
         )
         root = tmp_path_factory.mktemp(f"export_{name}")
-        _, cases[name] = export.write_export(training.build_run(config, str(root)), str(root / "export"))
+        _, cases[name] = lifecycle.stage_export(training.build_run(config, str(root)), str(root / "export"))
     reports = saved_model.check_all(list(cases.values()))
     return {name: (case.export_dir, report) for (name, case), report in zip(cases.items(), reports)}
 

@@ -9,18 +9,10 @@ import pytest
 from PIL import Image
 
 from featnet_tf import benchmark
-from featnet_tf.scaling import growth_exponent
+from featnet_tf.scaling import growth_exponent, run_scaling
 
-TINY = [
-    "--set",
-    "training.epochs=1",
-    "--set",
-    "training.steps_per_epoch=3",
-    "--set",
-    "data.batch_size=64",
-    "--set",
-    "model.embedding_dim=4",
-]
+TINY_OVERRIDES = ("training.epochs=1", "training.steps_per_epoch=3", "data.batch_size=64", "model.embedding_dim=4")
+TINY = [item for override in TINY_OVERRIDES for item in ("--set", override)]  # as the command line takes them
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +21,9 @@ def data_dir(criteo_data):
 
 
 def test_table_csv_and_chart_with_one_row_per_model(data_dir, tmp_path, capsys):
-    args = [
-        "--data_dir",
-        data_dir,
-        "--models",
-        "featnet,lr",
-        "--seeds",
-        "2",
-        "--output_dir",
-        str(tmp_path),
-    ] + TINY
-    assert benchmark.main(args) == 0
+    table3 = benchmark.Benchmark(data_dir, str(tmp_path), ["featnet", "lr"], seeds=2, overrides=TINY_OVERRIDES)
+    cells = table3.run()
+    assert [(cell["model"], cell["seed"]) for cell in cells] == [("featnet", 0), ("featnet", 1), ("lr", 0), ("lr", 1)]
     table = (tmp_path / "table.md").read_text().splitlines()
     rows = table[4:6]
     assert [line.split("|")[1].strip() for line in rows] == ["featnet", "lr"]
@@ -52,11 +36,12 @@ def test_table_csv_and_chart_with_one_row_per_model(data_dir, tmp_path, capsys):
     with Image.open(tmp_path / "auc.png") as image:
         assert image.format == "PNG"
     assert capsys.readouterr().out.count("[benchmark] ") >= 4
-    assert benchmark.main(args) == 0, "a second run resumes"
-    assert capsys.readouterr().out.count("(finished earlier)") == 4
+    again = table3.run()
+    assert capsys.readouterr().out.count("(finished earlier)") == 4, "a second run resumes"
+    assert [cell["auc"] for cell in again] == [cell["auc"] for cell in cells]
 
 
-def test_sweep_writes_the_fig5_plot(data_dir, tmp_path):
+def test_the_sweep_flag_writes_the_fig5_plot(data_dir, tmp_path):
     args = ["--data_dir", data_dir, "--models", "featnet", "--seeds", "1", "--output_dir", str(tmp_path)] + TINY
     args += ["--set", "model.tower_units=[8]", "--sweep", "num_subsets=1,2", "--sweep", "num_queries=2"]
     assert benchmark.main(args) == 0
@@ -66,22 +51,7 @@ def test_sweep_writes_the_fig5_plot(data_dir, tmp_path):
 
 
 def test_scaling_measures_each_model_and_fits_an_exponent(tmp_path):
-    assert (
-        benchmark.main(
-            [
-                "--scaling",
-                "--models",
-                "lr,featnet",
-                "--fields",
-                "4,8",
-                "--batch_size",
-                "16",
-                "--output_dir",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
+    run_scaling(["lr", "featnet"], [4, 8], str(tmp_path), batch_size=16)
     with open(tmp_path / "scaling.csv") as stream:
         rows = list(csv.DictReader(stream))
     assert [(row["model"], row["num_fields"]) for row in rows] == [
@@ -96,8 +66,8 @@ def test_scaling_measures_each_model_and_fits_an_exponent(tmp_path):
 
 
 def test_every_cell_gets_the_fair_recipe_and_the_set_flags_win(data_dir, tmp_path):
-    args = ["--data_dir", data_dir, "--models", "lr", "--seeds", "1", "--output_dir", str(tmp_path)] + TINY
-    assert benchmark.main(args + ["--set", "training.early_stopping_patience=5"]) == 0
+    overrides = (*TINY_OVERRIDES, "training.early_stopping_patience=5")
+    benchmark.Benchmark(data_dir, str(tmp_path), ["lr"], seeds=1, overrides=overrides).run()
     from featnet_tf import experiments
 
     config = experiments.load(str(tmp_path / "runs" / "lr" / "seed0" / "config.yaml"))

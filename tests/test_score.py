@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from featnet_tf import export
+from featnet_tf import lifecycle
 from pipelines import examples, preprocess, score
 from pipelines.formats import avazu_spec, criteo_spec
 from pipelines.rows import RowParser
@@ -31,7 +31,7 @@ def exported(root: str, fmt: str, sample: str) -> str:
         ["--input", os.path.join(SAMPLES, sample), "--format", fmt, "--output_dir", data_dir, "--runner=DirectRunner"]
     )
     run = tiny_trained_run(data_dir, os.path.join(root, "run"), steps=10)
-    path, _ = export.export_run(run, os.path.join(root, "export"))
+    path = lifecycle.export_run(run, os.path.join(root, "export")).path
     return path
 
 

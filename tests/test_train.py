@@ -13,29 +13,28 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from featnet_tf import callbacks, evaluate, experiments, export, lifecycle, saved_model, train, training
 from featnet_tf import config as config_lib
-from featnet_tf import evaluate, experiments, export, saved_model, train, training
 from featnet_tf.metrics import binary_auc
 from tests.helpers import REPO_ROOT
 
-TINY = [
-    "--set",
-    "model.embedding_dim=4",
-    "--set",
-    "model.num_subsets=2",
-    "--set",
-    "model.num_queries=3",
-    "--set",
-    "model.tower_units=[8]",
-    "--set",
-    "model.dnn_units=[16]",
-    "--set",
-    "training.learning_rate=0.003",
-    "--set",
-    "data.batch_size=128",
-    "--set",
-    "data.eval_batch_size=512",
-]
+TINY_OVERRIDES = {
+    "model.embedding_dim": 4,
+    "model.num_subsets": 2,
+    "model.num_queries": 3,
+    "model.tower_units": [8],
+    "model.dnn_units": [16],
+    "training.learning_rate": 0.003,
+    "data.batch_size": 128,
+    "data.eval_batch_size": 512,
+}
+# The same, as the command line takes it.
+TINY = [item for key, value in TINY_OVERRIDES.items() for item in ("--set", f"{key}={value}")]
+
+
+def tiny_config(data_dir: str, overrides: dict | None = None) -> config_lib.ExperimentConfig:
+    """The `featnet` experiment, made tiny, on `data_dir`, with dotted `overrides`."""
+    return experiments.experiment("featnet", **{**TINY_OVERRIDES, "data.data_dir": data_dir, **(overrides or {})})
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +45,9 @@ def data_dir(criteo_data):
 @pytest.fixture(scope="module")
 def trained_run(data_dir, tmp_path_factory):
     run_dir = str(tmp_path_factory.mktemp("runs") / "featnet")
-    code = train.main(
-        ["--data_dir", data_dir, "--run_dir", run_dir]
-        + TINY
-        + ["--set", "training.epochs=3", "--set", "training.learning_rate=0.01"]
-    )
-    assert code == 0
+    config = tiny_config(data_dir, {"training.epochs": 3, "training.learning_rate": 0.01})
+    result = lifecycle.Trainer(config, run_dir).run()
+    assert result.stages_run == ("fit", "evaluate", "export")
     return run_dir
 
 
@@ -88,11 +84,11 @@ def test_train_evaluate_export_check_end_to_end(trained_run, data_dir, capsys):
     labels, probabilities = training.predict(training.load_run(trained_run), "valid")
     assert best["val_auc"] == pytest.approx(binary_auc(labels, probabilities), abs=1e-6) == max(val_auc)
 
-    # evaluate reproduces the metrics from the run directory alone
+    # evaluation reproduces the metrics from the run directory alone
     os.remove(os.path.join(trained_run, "metrics.json"))
-    assert evaluate.main(["--run_dir", trained_run]) == 0
+    again = training.evaluate_run(training.load_run(trained_run), "test")
     with open(os.path.join(trained_run, "metrics.json")) as stream:
-        again = json.load(stream)
+        assert json.load(stream) == again
     assert again["auc"] == pytest.approx(metrics["auc"], abs=1e-9) and again["examples"] == metrics["examples"]
 
     export_dir = os.path.join(trained_run, "export", "1")
@@ -103,7 +99,8 @@ def test_train_evaluate_export_check_end_to_end(trained_run, data_dir, capsys):
     )
 
     # export again: the next version, checked by the servability check
-    assert export.main(["--run_dir", trained_run]) == 0
+    published = lifecycle.export_run(training.load_run(trained_run))
+    assert published.path == os.path.join(trained_run, "export", "2") and published.report["ops"] > 0
     assert saved_model.versions(os.path.join(trained_run, "export")) == [1, 2]
     assert not [name for name in os.listdir(os.path.join(trained_run, "export")) if name.startswith(".tmp")]
 
@@ -242,7 +239,7 @@ def test_lazy_adam_and_several_steps_per_execution_train_on_two_replicas(data_di
     assert all(np.isfinite(history["history"]["loss"]))
     assert history["history"]["loss"][1] < history["history"]["loss"][0]
     assert (
-        train.backup_frequency(
+        callbacks.backup_frequency(
             experiments.experiment(
                 "featnet", assignments=["training.backup_every_steps=200", "training.steps_per_execution=8"]
             ).training
@@ -301,6 +298,50 @@ def test_a_killed_run_resumes_where_it_was_killed(data_dir, tmp_path):
     assert not (run_dir / "backup").exists(), "the backup is dropped once training is done"
 
 
+def test_a_whole_run_lives_in_tensorflows_in_memory_file_system(data_dir, tmp_path):
+    """The lifecycle reads and writes its run directory through `tf.io.gfile`: a run on ``ram://``
+    trains, evaluates and publishes (the export base is local: the servability check loads the
+    version in another process, which cannot see this one's memory), then resumes as finished.
+
+    One epoch: TensorFlow 2.21's ``ram://`` appends to a file opened for writing again instead of
+    replacing it, so a best checkpoint saved twice in place would not restore there (gs:// and local
+    files replace it). The run's own JSON and YAML files are renamed into place, never rewritten."""
+    run_dir = f"ram://featnet_tf_test/{tmp_path.name}/run"
+    config = tiny_config(
+        data_dir,
+        {"training.epochs": 1, "training.steps_per_epoch": 20, "export.export_base": str(tmp_path / "export")},
+    )
+    first = lifecycle.Trainer(config, run_dir).run()
+    assert first.stages_run == ("fit", "evaluate", "export")
+    assert first.fit.steps == 20 and len(first.fit.history["val_auc"]) == 1
+    assert first.export.path == str(tmp_path / "export" / "1")
+    for name in ("config.yaml", "history.json", "metrics.json", "export.json", "checkpoints/best.index"):
+        assert tf.io.gfile.exists(f"{run_dir}/{name}"), name
+    assert tf.io.gfile.glob(f"{run_dir}/logs/*"), "TensorBoard logs"
+    assert not tf.io.gfile.exists(f"{run_dir}/backup"), "the backup is dropped once training is done"
+    with tf.io.gfile.GFile(f"{run_dir}/metrics.json") as stream:
+        assert json.load(stream) == first.metrics
+    assert sorted(os.listdir(tmp_path)) == ["export"], "nothing of the run was written locally"
+
+    again = lifecycle.Trainer(config, run_dir).run()
+    assert again.stages_run == () and again.metrics == first.metrics and again.fit == first.fit
+    assert saved_model.versions(str(tmp_path / "export")) == [1]
+    with pytest.raises(ValueError, match="holds a run with another config"):
+        lifecycle.Trainer(tiny_config(data_dir, {"training.epochs": 3}), run_dir)
+
+
+def test_trainer_stages_return_what_they_write_and_a_diverging_fit_raises(data_dir, tmp_path):
+    config = tiny_config(data_dir, {"training.epochs": 1, "training.steps_per_epoch": 5})
+    trainer = lifecycle.Trainer(config, str(tmp_path))
+    fit = trainer.fit()
+    assert fit == lifecycle.FitResult.read(str(tmp_path / "history.json")) and fit.steps == 5
+    assert trainer.evaluate("valid")["auc"] == pytest.approx(fit.best_val_auc, abs=1e-9)
+    diverging = tiny_config(data_dir, {"training.learning_rate": 1e38, "training.steps_per_epoch": 5})
+    with pytest.raises(lifecycle.NonFiniteLoss, match="the loss became"):
+        lifecycle.Trainer(diverging, str(tmp_path / "diverged")).fit()
+    assert not (tmp_path / "diverged" / "history.json").exists()
+
+
 def test_a_diverging_run_stops_and_nothing_is_evaluated_or_exported(data_dir, tmp_path, capsys):
     run_dir = tmp_path / "diverged"
     overrides = ["--set", "training.learning_rate=1e38", "--set", "training.steps_per_epoch=5"]
@@ -312,11 +353,11 @@ def test_a_diverging_run_stops_and_nothing_is_evaluated_or_exported(data_dir, tm
 
 def test_a_diverged_model_fails_its_check_and_is_never_published(trained_run, tmp_path):
     run = training.load_run(trained_run)
-    weights = run.ranker.trainable_weights[0]
+    weights = run.model.trainable_weights[0]
     weights.assign(tf.fill(tf.shape(weights), float("nan")))
     base = tmp_path / "export"
     with pytest.raises(saved_model.ServabilityError, match="not finite"):
-        export.export_run(run, str(base))
+        lifecycle.export_run(run, str(base))
     assert os.listdir(base) == [], "a version that failed its check was visible to servers"
 
 

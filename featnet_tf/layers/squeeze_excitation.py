@@ -61,7 +61,8 @@ class SqueezeExcitation(keras.layers.Layer):
 
     def field_weights(self, embeddings: tf.Tensor) -> tf.Tensor:
         """``A``, ``(batch, M)``: the weight of each field in each row."""
-        self._maybe_build(embeddings)  # also reached without `__call__`
+        if not self.built:  # also reached without `__call__`
+            self.build(embeddings.shape)
         z = tf.reduce_mean(embeddings, axis=2)
         excited = tf.nn.relu(z @ self.squeeze_kernel) @ self.excite_kernel
         if self.excitation == "sigmoid":
