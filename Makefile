@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements.lock setup.py pyproject.toml featnet_tf/__init__.py pipelines/__init__.py serving/__init__.py demo/__init__.py
+$(STAMP): requirements.txt requirements.lock setup.py pyproject.toml featnet_tf/__init__.py pipelines/__init__.py serving/__init__.py tfbase/__init__.py demo/__init__.py
 	@test -x $(BIN)/python || { command -v $(PYTHON) >/dev/null && $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c requirements.lock

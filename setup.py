@@ -23,7 +23,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(
-        include=["featnet_tf", "featnet_tf.*", "pipelines", "pipelines.*", "serving", "serving.*", "demo"]
+        include=["featnet_tf", "featnet_tf.*", "pipelines", "pipelines.*", "serving", "serving.*", "tfbase", "demo"]
     ),
     install_requires=requirements(),
     extras_require={"test": ["pytest", "ruff"]},

@@ -24,18 +24,14 @@ import tempfile
 import time
 
 import tensorflow as tf
-from preprocess_throughput import (
-    child_code,
-    parse_variants,
-    run_child,
-)  # benchmarks/, on the path of a script run from it
+from harness import parse_variant, run_timed_program  # benchmarks/, on the path of a script run from it
 
-from featnet_tf.saved_model import latest_version_dir
 from pipelines import examples, score
 from pipelines.batches import BatchParser
 from pipelines.formats import criteo_spec
 from pipelines.rows import RowParser
 from pipelines.splits import FixedSplit
+from tfbase.versions import latest_version_dir
 
 
 def model_rates(export_dir: str, path: str, rows: int, batch_size: int) -> tuple[float, float]:
@@ -86,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         f"(the reference); predict_raw alone on pre-parsed batches: {raw_rate:,.0f} rows/s",
         flush=True,
     )
-    for label, checkout in parse_variants(args.variant):
+    for label, checkout in [parse_variant(text) for text in args.variant or ["current"]]:
         output = tempfile.mkdtemp()
         argv_child = [
             "--model",
@@ -101,11 +97,12 @@ def main(argv: list[str] | None = None) -> None:
             str(args.batch_size),
             "--runner=DirectRunner",
         ]
-        result = run_child(checkout, child_code("score"), argv_child)
+        result = run_timed_program(checkout, "score", argv_child)
         shutil.rmtree(output)
         rate = rows / result["seconds"]
         print(
-            f"pipelines.score {label} ({checkout}): {rows:,} rows in {result['seconds']:.1f} s = {rate:,.0f} rows/s, "
+            f"pipelines.score {label} ({checkout or 'this checkout'}): "
+            f"{rows:,} rows in {result['seconds']:.1f} s = {rate:,.0f} rows/s, "
             f"{rate / serving_rate:.0%} of serving_default alone; peak RSS {result['peak_rss_mb']:,.0f} MB "
             f"({result['rss_after_imports_mb']:,.0f} MB after imports)",
             flush=True,

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.export_base or not args.examples:
         parser.error("--export_base and --examples are required")
     from serving.loadtest import read_examples
-    from serving.servable import list_versions
+    from tfbase.versions import list_versions
 
     examples = read_examples(args.examples, limit=20_000)
     export_dir = os.path.join(args.export_base, str(list_versions(args.export_base)[-1]))

@@ -23,10 +23,11 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from harness import parse_variant  # benchmarks/, on the path of a script run from it
 
 from serving.loadtest import read_examples, run_load
 from serving.local import LocalServer
-from serving.servable import list_versions
+from tfbase.versions import list_versions
 
 
 def in_process(export_dir: str, examples: list[bytes], batch_size: int, seconds: float) -> dict:
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server_flags", default="", help="more flags for every server, e.g. '--num_batch_threads 1'")
     parser.add_argument("--cells", default="1x1,1x8,256x1,256x8", help="BATCHxCLIENTS cells to measure")
     args = parser.parse_args(argv)
-    variants = [(text.partition("@")[0], text.partition("@")[2] or None) for text in args.variant or ["server"]]
+    variants = [parse_variant(text) for text in args.variant or ["server"]]
     examples = read_examples(args.examples, limit=20_000)
     export_dir = os.path.join(args.export_base, str(list_versions(args.export_base)[-1]))
     floors = {}

@@ -7,6 +7,10 @@
 # then the FeatNet ablation on Frappe. Usage:
 #   benchmarks/table3.sh [WORK_DIR]   (default /tmp/featnet_table3)
 set -euo pipefail
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
+    sed -n '2,8s/^# \{0,1\}//p' "$0"
+    exit 0
+fi
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/featnet_table3}
 SAMPLES=${FEATNET_SAMPLE_DATA:-../shared/data}

@@ -40,6 +40,8 @@ import subprocess
 import sys
 import tempfile
 
+from harness import checkout_environment, parse_variant  # benchmarks/, on the path of a script run from it
+
 SETTINGS = {
     "1 replica (one_device)": ["--strategy", "one_device", "--set", "data.batch_size=1024"],
     "2 replicas (mirrored, 2 logical CPUs)": [
@@ -55,11 +57,10 @@ SETTINGS = {
 WORKERS = {"2 workers (multi_worker, loopback)": 2}  # settings run as that many processes
 
 
-def parse_variant(text: str) -> tuple[str, str | None, list[str]]:
+def parse_variant_overrides(text: str) -> tuple[str, str | None, list[str]]:
     """``LABEL[@DIR]:KEY=VALUE,...`` → (label, source directory or None, overrides)."""
     head, _, overrides = text.partition(":")
-    label, _, source = head.partition("@")
-    return label, source or None, [item for item in overrides.split(",") if item]
+    return *parse_variant(head), [item for item in overrides.split(",") if item]
 
 
 def loopback_tf_configs(count: int) -> list[str]:
@@ -93,9 +94,7 @@ def train_history(
             assignments.append(f"training.steps_per_epoch={steps_per_epoch}")
         for assignment in assignments:
             command += ["--set", assignment]
-        environment = dict(os.environ)
-        if source:  # the other checkout's package first on the path, not this one's
-            environment["PYTHONPATH"] = os.pathsep.join([os.path.abspath(source), environment.get("PYTHONPATH", "")])
+        environment = checkout_environment(source)  # the other checkout's package first on the path
         processes = []
         for tf_config in loopback_tf_configs(workers) if workers > 1 else [None]:
             if tf_config:
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     chosen = [list(SETTINGS)[int(index) - 1] for index in args.settings.split(",")]
     if args.variant:
-        variants = [parse_variant(text) for text in args.variant] * args.rounds
+        variants = [parse_variant_overrides(text) for text in args.variant] * args.rounds
     else:
         variants = [(f"data.cache={cache}", None, [f"data.cache={cache}"]) for cache in args.caches.split(",")]
     labels = list(dict.fromkeys(label for label, _, _ in variants))

@@ -6,14 +6,14 @@ MirroredStrategy over string inputs need it. featnet_tf's own code imports
 `tf_keras` directly, so it works even when TensorFlow was imported first.
 Unless ``TF_CPP_MIN_LOG_LEVEL`` is set, it also keeps TensorFlow's start-up
 notices (CUDA stubs, cuInit) off a CPU machine's terminal
-(`featnet_tf._tensorflow_startup`). It imports nothing else.
+(`tfbase.startup`). It imports nothing else.
 """
 
 import os
 
-from featnet_tf import _tensorflow_startup
+from tfbase import startup
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-_tensorflow_startup.install()
+startup.install()
 
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """The SavedModel library: what TensorFlow Serving loads, written and checked.
 
 This module owns the exported object (`ServingModule`, its four signatures),
-the export base's integer versions (`next_version`, `latest_version_dir`), the
+the next version of an export base (`next_version`; `tfbase.versions` lists them), the
 atomic write of a version (`export_saved_model`) and the servability check
 (`check_all`, which runs `featnet_tf.servability` in a fresh process). It knows
 nothing of runs, configs or training: `featnet_tf.export` (the CLI) and
@@ -56,6 +56,7 @@ from featnet_tf._keras_internals import without_keras_traces
 from featnet_tf.data import parsing_spec
 from featnet_tf.features import FeatureSpec, Field
 from featnet_tf.files import is_url, write_atomically
+from tfbase.versions import list_versions
 
 SIGNATURE_METHODS = {
     tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: tf.saved_model.PREDICT_METHOD_NAME,
@@ -133,7 +134,7 @@ def next_version(export_base: str) -> int:
     (on disk, or recorded there when it was published and since deleted)."""
     if tf.io.gfile.exists(export_base) and not tf.io.gfile.isdir(export_base):
         raise ValueError(f"The export base {export_base} is a file, not a directory.")
-    return max([*versions(export_base), last_published_version(export_base)]) + 1
+    return max([*list_versions(export_base), last_published_version(export_base)]) + 1
 
 
 def last_published_version(export_base: str) -> int:
@@ -144,29 +145,6 @@ def last_published_version(export_base: str) -> int:
     with tf.io.gfile.GFile(path) as stream:
         text = stream.read().strip()
     return int(text) if text.isdigit() else 0
-
-
-def versions(export_base: str) -> list[int]:
-    """The integer version directories under `export_base`, ascending (none
-    when it does not exist); hidden staging directories are not versions."""
-    if not tf.io.gfile.isdir(export_base):
-        return []
-    return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(export_base) if name.rstrip("/").isdigit())
-
-
-def latest_version_dir(model: str) -> str:
-    """`model` itself when it holds a SavedModel, else its newest integer
-    version: what a batch job or a TF Serving ``latest`` policy serves."""
-    if tf.io.gfile.exists(os.path.join(model, "saved_model.pb")):
-        return model
-    found = [
-        version
-        for version in versions(model)
-        if tf.io.gfile.exists(os.path.join(model, str(version), "saved_model.pb"))
-    ]
-    if not found:
-        raise ValueError(f"{model} holds neither saved_model.pb nor integer version directories with one")
-    return os.path.join(model, str(found[-1]))
 
 
 def set_signature_methods(export_dir: str) -> None:

@@ -5,7 +5,8 @@ one question: can a process that has none of featnet_tf's layers, models or
 Keras classes registered load and call this SavedModel? So it imports only
 TensorFlow, NumPy and the standard library (running it with ``-m`` executes
 the package's ``__init__``, which sets environment variables and imports only
-`featnet_tf._tensorflow_startup`), and it reports any other featnet_tf module
+`tfbase.startup`), loads the export with `tfbase.sessions` as TF Serving's C++
+server would,, and it reports any other featnet_tf module
 that found its way into the process.
 
 For each pair it reads ``INPUTS_DIR/examples.tfrecord`` (serialized
@@ -25,11 +26,12 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow.python.framework import op_def_registry
+
+from tfbase import sessions, tensorflow_internals
 
 # What `python -m featnet_tf.servability` imports of featnet_tf: the package's
 # __init__ (legacy Keras, quiet TensorFlow start-up) and this module; no layer or model.
-OWN_MODULES = ("featnet_tf", "featnet_tf._tensorflow_startup", "featnet_tf.servability", __name__)
+OWN_MODULES = ("featnet_tf", "featnet_tf.servability", __name__)
 
 
 def graph_ops(export_dir: str) -> tuple[set[str], dict[str, str]]:
@@ -52,28 +54,23 @@ def graph_ops(export_dir: str) -> tuple[set[str], dict[str, str]]:
 
 def signature_probabilities(export_dir: str, inputs_dir: str) -> dict[str, np.ndarray]:
     """Each of the four signatures' probability of the positive class for the
-    rows of `inputs_dir`, loaded and run as TF Serving's C++ server does: the
-    MetaGraph tagged ``serve`` into a session (`SavedModelBundle`), its
-    variables restored and its asset tables initialised by the graph's own
-    ops, each signature run by its tensor names. No Python object of the
-    export is rebuilt, so nothing but the graph can make it work."""
-    examples = [record.numpy() for record in tf.data.TFRecordDataset(os.path.join(inputs_dir, "examples.tfrecord"))]
+    rows of `inputs_dir`, loaded and run as TF Serving's C++ server does
+    (`tfbase.sessions`): no Python object of the export is rebuilt, so nothing
+    but the graph can make it work."""
+    records = tf.data.TFRecordDataset(os.path.join(inputs_dir, "examples.tfrecord"))
+    examples = np.array([record.numpy() for record in records], dtype=object)
     raw = dict(np.load(os.path.join(inputs_dir, "raw.npz"), allow_pickle=False).items())
-    with tf.compat.v1.Session(graph=tf.Graph()) as session:
-        meta_graph = tf.compat.v1.saved_model.loader.load(session, [tf.saved_model.SERVING], export_dir)
-        signatures = meta_graph.signature_def
-
-        def run(key: str, output: str, feeds: dict[str, Any]) -> np.ndarray:
-            signature = signatures[key]
-            feed_dict = {signature.inputs[name].name: value for name, value in feeds.items()}
-            return session.run(signature.outputs[output].name, feed_dict)
-
+    loaded = sessions.load_saved_model(export_dir)
+    signatures = loaded.signatures
+    try:
         return {
-            "serving_default": run("serving_default", "probability", {"examples": examples}),
-            "predict_raw": run("predict_raw", "probability", raw),
-            "classification": run("classification", "scores", {"inputs": examples})[:, 1],
-            "regression": run("regression", "outputs", {"inputs": examples}),
+            "serving_default": signatures["serving_default"]({"examples": examples})["probability"],
+            "predict_raw": signatures["predict_raw"](raw)["probability"],
+            "classification": signatures["classification"]({"inputs": examples})["scores"][:, 1],
+            "regression": signatures["regression"]({"inputs": examples})["outputs"],
         }
+    finally:
+        loaded.session.close()
 
 
 def probe(export_dir: str, inputs_dir: str) -> dict[str, Any]:
@@ -82,7 +79,7 @@ def probe(export_dir: str, inputs_dir: str) -> dict[str, Any]:
     probabilities = signature_probabilities(export_dir, inputs_dir)
     return {
         "ops": len(ops),
-        "unregistered_ops": sorted(op for op in ops if op_def_registry.get(op) is None),
+        "unregistered_ops": sorted(op for op in ops if not tensorflow_internals.is_registered_op(op)),
         "python_ops": sorted(op for op in ops if "PyFunc" in op),
         "methods": methods,
         "featnet_tf_modules": sorted(

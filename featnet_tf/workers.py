@@ -24,6 +24,8 @@ import socket
 
 import tensorflow as tf
 
+from tfbase import tensorflow_internals
+
 WORKER_TIMEOUT_SECONDS = 30  # a worker silent this long (killed, crashed, cut off) fails the run
 CLUSTER_START_TIMEOUT_SECONDS = 600  # how long the workers wait for each other to start
 FINISH_TIMEOUT_SECONDS = 3600  # how long the other workers wait for the chief's evaluation and export
@@ -36,11 +38,6 @@ def configure(worker_timeout: int = WORKER_TIMEOUT_SECONDS) -> None:
     worker's collectives (and so the run, with an error naming it), and
     workers that have not all started within `CLUSTER_START_TIMEOUT_SECONDS`
     fail instead of waiting forever. Must run before TensorFlow initialises."""
-    # the coordination service has no public API: the modules `MultiWorkerMirroredStrategy` itself uses
-    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
-    from tensorflow.python.distribute.multi_worker_util import coordination_leader
-    from tensorflow.python.eager import context
-
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         raise ValueError(
@@ -58,14 +55,8 @@ def configure(worker_timeout: int = WORKER_TIMEOUT_SECONDS) -> None:
         raise ValueError(f"TF_CONFIG is not a valid cluster and task ({problem}): {raw}") from None
     cluster_spec = tf.train.ClusterSpec(cluster)
     jobs = [job for job in ("chief", "worker") if job in cluster_spec.jobs]
-    context.context().configure_coordination_service(
-        service_type="standalone",
-        service_leader=coordination_leader(cluster_spec),
-        heartbeat_timeout_in_ms=worker_timeout * 1000,
-        cluster_register_timeout_in_ms=CLUSTER_START_TIMEOUT_SECONDS * 1000,
-        coordinated_jobs=[
-            coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster_spec.num_tasks(job)) for job in jobs
-        ],
+    tensorflow_internals.configure_coordination_service(
+        cluster_spec, jobs, worker_timeout * 1000, CLUSTER_START_TIMEOUT_SECONDS * 1000
     )
 
 
@@ -96,9 +87,7 @@ def wait_for_all(barrier: str, timeout_seconds: int = FINISH_TIMEOUT_SECONDS) ->
     worker that simply exited would be reported to the chief as crashed (it
     stops sending heartbeats). Raises `tf.errors.OpError` when a task fails
     or the timeout passes."""
-    from tensorflow.python.eager import context  # the coordination service has no public API
-
-    context.context().wait_at_barrier(barrier, timeout_seconds * 1000)
+    tensorflow_internals.wait_at_barrier(barrier, timeout_seconds * 1000)
 
 
 def first_line(error: tf.errors.OpError) -> str:

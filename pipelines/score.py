@@ -43,7 +43,6 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
 from featnet_tf.features import FeatureSpec
-from featnet_tf.saved_model import latest_version_dir
 from pipelines import staging, transforms
 from pipelines.batches import RowBatch
 from pipelines.formats import FORMATS, spec_for_format
@@ -51,6 +50,7 @@ from pipelines.rows import RowParser
 from pipelines.shards import WriteShards
 from pipelines.splits import FixedSplit
 from pipelines.tfrecords import frame_records
+from tfbase.versions import latest_version_dir
 
 COUNTER_NAMESPACE = "featnet_tf.score"
 OUTPUT_FORMATS = ("csv", "tfrecord", "parquet")

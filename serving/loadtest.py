@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from serving.client import PredictionClient
 from serving.metrics import scrape_request_counts
+from tfbase.versions import list_versions
 
 
 def read_examples(pattern: str, limit: int = 100_000) -> list[bytes]:
@@ -57,7 +58,7 @@ def publish_copy_of_newest(base_path: str, keep: int = 10) -> int:
     directory and renamed into place (as `featnet_tf.saved_model.publish`
     does), numbered past every version seen; older versions beyond `keep` are
     deleted. Returns the new version."""
-    versions = sorted(int(name) for name in os.listdir(base_path) if name.isdigit())
+    versions = list_versions(base_path)
     staging = os.path.join(base_path, f".tmp-loadtest-{uuid.uuid4().hex[:8]}")
     shutil.copytree(os.path.join(base_path, str(versions[-1])), staging)
     new = versions[-1] + 1

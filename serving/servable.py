@@ -21,12 +21,13 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
-from tensorflow.python.util import deprecation
+from tensorflow.core.protobuf import meta_graph_pb2
+
+from tfbase import sessions
+from tfbase.versions import list_versions
 
 LOG = logging.getLogger("serving")
 
@@ -35,27 +36,25 @@ LOG = logging.getLogger("serving")
 class Servable:
     """One loaded version: a session holding its graph, and a callable per signature.
 
-    Loaded as TensorFlow Serving loads a SavedModel (`LoadSavedModel`: the
-    MetaGraph tagged ``serve`` imported into a session, variables restored,
-    table initializers run with the assets) and run as it runs one: a
-    `Session` callable per signature, feeding the signature's input tensors
-    and fetching its outputs. A call goes straight into the graph with no
-    Python function dispatch and no captured variable handles to pass (0.2-0.5
-    ms a call less than a restored `tf.function` signature at one row:
-    BENCHMARKS.md); the session's graph is finalized, so serving adds no ops.
+    Loaded and run as TensorFlow Serving loads and runs a SavedModel
+    (`tfbase.sessions.load_saved_model`): a call goes straight into the graph
+    with no Python function dispatch and no captured variable handles to pass
+    (BENCHMARKS.md, "Serving: a session per version"), and the session's graph
+    is finalized, so serving adds no ops.
     """
 
     name: str
     version: int
     path: str
-    session: Any
-    signature_defs: dict[str, meta_graph_pb2.SignatureDef]
-    callables: dict[str, tuple[list[str], list[str], Callable]]  # signature: input keys, output keys, callable
+    loaded: sessions.LoadedSavedModel
+
+    @property
+    def signature_defs(self) -> dict[str, meta_graph_pb2.SignatureDef]:
+        return self.loaded.signature_defs
 
     def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The signature's outputs, by key, for `inputs` (every input of the signature)."""
-        input_keys, output_keys, call = self.callables[signature]
-        return dict(zip(output_keys, call(*(inputs[key] for key in input_keys))))
+        return self.loaded.signatures[signature](inputs)
 
 
 @dataclasses.dataclass
@@ -66,48 +65,9 @@ class VersionStatus:
     error: str = ""
 
 
-def session_config(inter_op_threads: int = 0, intra_op_threads: int = 0):
-    """The `ConfigProto` of every servable's session (TF Serving's
-    ``--tensorflow_inter_op_parallelism`` / ``--tensorflow_intra_op_parallelism``; 0: TensorFlow's choice)."""
-    return tf.compat.v1.ConfigProto(
-        inter_op_parallelism_threads=inter_op_threads, intra_op_parallelism_threads=intra_op_threads
-    )
-
-
-def signature_callable(session, signature_key: str, signature: meta_graph_pb2.SignatureDef):
-    """(input keys, output keys, callable) running one signature in `session`.
-    A sparse or composite input or output (not a plain tensor name) raises a
-    `ValueError` naming it: the Predict API carries dense tensors only."""
-    for kind, infos in (("input", signature.inputs), ("output", signature.outputs)):
-        for key, info in infos.items():
-            if info.WhichOneof("encoding") != "name":
-                raise ValueError(
-                    f"signature '{signature_key}' {kind} '{key}' is a {info.WhichOneof('encoding')} tensor; "
-                    "only dense tensors can be served"
-                )
-    input_keys, output_keys = sorted(signature.inputs), sorted(signature.outputs)
-    options = config_pb2.CallableOptions(
-        feed=[signature.inputs[key].name for key in input_keys],
-        fetch=[signature.outputs[key].name for key in output_keys],
-    )
-    # `Session::MakeCallable`, as tf_keras' graph-mode backend calls it: the
-    # public `make_callable` with feeds falls back on `Session.run`, which
-    # rebuilds its feed and fetch handlers in Python on every call.
-    call = session._make_callable_from_options(options)
-    return input_keys, output_keys, call
-
-
 def load_servable(name: str, version: int, path: str, config=None) -> Servable:
-    """Loads one version as TF Serving does (see `Servable`): the ``serve``
-    MetaGraph into a session of its own with `config` (`session_config`)."""
-    graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph, config=config)
-    with graph.as_default(), deprecation.silence():  # the v1 loader is TF Serving's own path, not a mistake
-        meta_graph = tf.compat.v1.saved_model.load(session, [tf.saved_model.SERVING], path)
-    signature_defs = {key: value for key, value in meta_graph.signature_def.items() if not key.startswith("__")}
-    callables = {key: signature_callable(session, key, value) for key, value in signature_defs.items()}
-    graph.finalize()
-    return Servable(name, version, path, session, signature_defs, callables)
+    """Loads one version as TF Serving does, into a session of its own with `config` (`sessions.session_config`)."""
+    return Servable(name, version, path, sessions.load_saved_model(path, config))
 
 
 def fingerprint(path: str) -> tuple:
@@ -130,14 +90,6 @@ def fingerprint(path: str) -> tuple:
     return tuple(sorted(entries))
 
 
-def list_versions(base_path: str) -> list[int]:
-    """The integer version directories under `base_path` (hidden staging
-    directories of an export in progress are ignored)."""
-    if not tf.io.gfile.isdir(base_path):
-        return []
-    return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(base_path) if name.rstrip("/").isdigit())
-
-
 class ModelManager:
     """Serves the newest loadable version of one model and reloads on change.
 
@@ -147,7 +99,7 @@ class ModelManager:
         poll_seconds: how often the base path is scanned for new versions.
         warmup: optional callable run on a freshly loaded servable before it
             starts answering (e.g. replaying TF Serving warm-up requests).
-        config: the sessions' `ConfigProto` (`session_config`); None:
+        config: the sessions' `ConfigProto` (`tfbase.sessions.session_config`); None:
             TensorFlow's defaults.
     """
 

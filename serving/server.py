@@ -57,7 +57,8 @@ from serving.errors import RequestError, explain_model_error
 from serving.metrics import PATH as METRICS_PATH
 from serving.metrics import ServingMetrics, answered
 from serving.rest import RestApi
-from serving.servable import ModelManager, Servable, session_config
+from serving.servable import ModelManager, Servable
+from tfbase.sessions import session_config
 
 LOG = logging.getLogger("serving")
 DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY

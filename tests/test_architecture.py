@@ -1,10 +1,12 @@
-"""The import graph of the code: the library below the applications, no circles.
+"""The import graph of the code: every module on one floor of the README's table, none importing upward.
 
 Read from the source with `ast` (imports inside functions included), so the
 rules hold for every import, not only those a test happens to execute:
 
-* `featnet_tf` (the library) imports nothing of `pipelines`, `serving` or `demo`;
-* `serving` imports nothing of `featnet_tf`: it serves any SavedModel;
+* every first-party module stands on exactly one floor (`FLOORS`, the README's
+  table, lowest first), and imports only modules on its own floor or below;
+* `featnet_tf` imports nothing of `pipelines`, `serving` or `demo`;
+* `serving` imports nothing of `featnet_tf` or `pipelines`: it serves any SavedModel;
 * `featnet_tf.features` and `featnet_tf.files` stand on the ground floor,
   `featnet_tf.prepared_data` and the config schema on them;
 * no module imports itself back through others.
@@ -18,7 +20,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = ("featnet_tf", "pipelines", "serving", "demo")
+PACKAGES = ("tfbase", "featnet_tf", "pipelines", "serving", "demo")
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -48,6 +50,31 @@ def imports_of(name: str, path: pathlib.Path, modules: dict[str, pathlib.Path]) 
     return {module for module in found if module in modules and module != name}
 
 
+# The README's floor table, lowest first.
+FLOORS = ("tensorflow floor", "ground floor", "library", "pipeline steps", "commands", "applications")
+GROUND_FLOOR = tuple(f"featnet_tf{module}" for module in ("", ".features", ".files", ".prepared_data", ".config"))
+COMMANDS = ("train", "evaluate", "export", "analyze", "benchmark", "scaling", "synthetic", "servability")
+PIPELINE_PROGRAMS = ("pipelines.preprocess", "pipelines.score", "pipelines.synthesize")
+
+
+def floor_of(name: str) -> int:
+    """The index in `FLOORS` of the floor `name` stands on."""
+    package = name.split(".")[0]
+    if package == "tfbase":
+        return FLOORS.index("tensorflow floor")
+    if name in GROUND_FLOOR:
+        return FLOORS.index("ground floor")
+    if name in {f"featnet_tf.{command}" for command in COMMANDS}:
+        return FLOORS.index("commands")
+    if package == "featnet_tf":
+        return FLOORS.index("library")
+    if package == "pipelines" and name not in PIPELINE_PROGRAMS:
+        return FLOORS.index("pipeline steps")
+    if package in ("demo", "serving") or name in PIPELINE_PROGRAMS:
+        return FLOORS.index("applications")
+    raise AssertionError(f"{name} stands on no floor of the README's table")
+
+
 @pytest.fixture(scope="module")
 def graph() -> dict[str, set[str]]:
     modules = first_party_modules()
@@ -59,6 +86,25 @@ def arrows(graph: dict[str, set[str]], source: str, target: str) -> list[str]:
     return sorted(
         f"{a} -> {b}" for a, targets in graph.items() if inside(a, source) for b in targets if inside(b, target)
     )
+
+
+def test_every_module_imports_only_its_own_floor_or_below(graph):
+    upward = sorted(
+        f"{a} ({FLOORS[floor_of(a)]}) -> {b} ({FLOORS[floor_of(b)]})"
+        for a, targets in graph.items()
+        for b in targets
+        if floor_of(b) > floor_of(a)
+    )
+    assert upward == []
+
+
+def test_the_floors_hold_what_the_readme_says(graph):
+    floors = {name: FLOORS[floor_of(name)] for name in graph}
+    assert floors["featnet_tf.lifecycle"] == floors["featnet_tf.training"] == "library"
+    assert floors["featnet_tf.train"] == floors["featnet_tf.benchmark"] == floors["featnet_tf.scaling"] == "commands"
+    assert floors["featnet_tf.synthetic"] == "commands", "test and benchmark data, imported by no library module"
+    assert floors["pipelines.transforms"] == "pipeline steps" and floors["pipelines.preprocess"] == "applications"
+    assert floors["tfbase.sessions"] == "tensorflow floor" and floors["serving.server"] == "applications"
 
 
 def test_the_library_imports_no_application(graph):

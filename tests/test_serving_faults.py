@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from serving.batching import BatchScheduler, CallerGone, QueueFull
+from tfbase.versions import list_versions
 
 
 class RowServable:
@@ -388,7 +389,7 @@ def test_an_export_never_reuses_the_number_of_a_deleted_version(constant_models,
     assert export().endswith("/1") and export().endswith("/2")
     shutil.rmtree(base / "2")
     assert export().endswith("/3"), "version 2 was deleted; a server may still hold it"
-    assert saved_model.versions(str(base)) == [1, 3]
+    assert list_versions(str(base)) == [1, 3]
 
 
 # === The client: one deadline, jittered retries, long lists in chunks ===
@@ -474,7 +475,7 @@ def test_a_version_runs_in_a_session_of_its_own_and_answers_as_the_saved_model_d
     counts = servable.run("count", {"tokens": np.array([[b"a", b"b"], [b"c", b"d"]], dtype=object)})
     np.testing.assert_array_equal(counts["n"], [2, 2])
     assert sorted(servable.signature_defs) == ["count", "serving_default"]
-    assert servable.session.graph.finalized  # serving adds no ops to the graph
+    assert servable.loaded.session.graph.finalized  # serving adds no ops to the graph
 
 
 def test_a_signature_with_a_sparse_input_is_refused_naming_it():
@@ -482,7 +483,7 @@ def test_a_signature_with_a_sparse_input_is_refused_naming_it():
     tensors only (TF2 exports split a sparse input into dense ones)."""
     from tensorflow.core.protobuf import meta_graph_pb2
 
-    from serving.servable import signature_callable
+    from tfbase.sessions import signature_callable
 
     signature = meta_graph_pb2.SignatureDef()
     signature.inputs["ids"].coo_sparse.values_tensor_name = "ids/values:0"

@@ -17,6 +17,7 @@ from featnet_tf import callbacks, evaluate, experiments, export, lifecycle, save
 from featnet_tf import config as config_lib
 from featnet_tf.metrics import binary_auc
 from tests.helpers import REPO_ROOT
+from tfbase.versions import list_versions
 
 TINY_OVERRIDES = {
     "model.embedding_dim": 4,
@@ -101,7 +102,7 @@ def test_train_evaluate_export_check_end_to_end(trained_run, data_dir, capsys):
     # export again: the next version, checked by the servability check
     published = lifecycle.export_run(training.load_run(trained_run))
     assert published.path == os.path.join(trained_run, "export", "2") and published.report["ops"] > 0
-    assert saved_model.versions(os.path.join(trained_run, "export")) == [1, 2]
+    assert list_versions(os.path.join(trained_run, "export")) == [1, 2]
     assert not [name for name in os.listdir(os.path.join(trained_run, "export")) if name.startswith(".tmp")]
 
 
@@ -285,7 +286,7 @@ def test_a_killed_run_resumes_where_it_was_killed(data_dir, tmp_path):
     output = second.stdout.read().decode()
     step = int(output.split("resuming from the backup at step ")[1].split()[0])
     assert step >= 10 and step % 10 == 0
-    assert not (run_dir / "export").exists() or saved_model.versions(str(run_dir / "export")) == []
+    assert not (run_dir / "export").exists() or list_versions(str(run_dir / "export")) == []
 
     third = run_train_subprocess(args)
     assert third.returncode == 0, third.stderr[-3000:]
@@ -294,7 +295,7 @@ def test_a_killed_run_resumes_where_it_was_killed(data_dir, tmp_path):
     with open(run_dir / "history.json") as stream:
         history = json.load(stream)
     assert history["steps"] == 120, "the resumed run finished the same 2 × 60 steps, not more"
-    assert saved_model.versions(str(run_dir / "export")) == [1]
+    assert list_versions(str(run_dir / "export")) == [1]
     assert not (run_dir / "backup").exists(), "the backup is dropped once training is done"
 
 
@@ -325,7 +326,7 @@ def test_a_whole_run_lives_in_tensorflows_in_memory_file_system(data_dir, tmp_pa
 
     again = lifecycle.Trainer(config, run_dir).run()
     assert again.stages_run == () and again.metrics == first.metrics and again.fit == first.fit
-    assert saved_model.versions(str(tmp_path / "export")) == [1]
+    assert list_versions(str(tmp_path / "export")) == [1]
     with pytest.raises(ValueError, match="holds a run with another config"):
         lifecycle.Trainer(tiny_config(data_dir, {"training.epochs": 3}), run_dir)
 

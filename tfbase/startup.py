@@ -4,11 +4,11 @@ TensorFlow 2.21 writes its CUDA stub notices ("Could not find cuda drivers"),
 the CPU-feature notice and "failed call to cuInit" straight to the process's
 stderr before its own logging is initialised, so ``TF_CPP_MIN_LOG_LEVEL``
 alone does not hide them (tensorflow/tensorflow#100442). `install` (called by
-``featnet_tf/__init__.py`` unless the user set ``TF_CPP_MIN_LOG_LEVEL``
-themselves) sets the level to 2 and makes the first ``import tensorflow`` of
+``featnet_tf/__init__.py`` and ``serving/__init__.py``; it steps aside when the
+user set ``TF_CPP_MIN_LOG_LEVEL`` themselves) sets the level to 2 and makes the first ``import tensorflow`` of
 the process, and the device discovery right after it, write file descriptor 2
 to /dev/null. Whatever they raise is raised as usual; nothing after them is
-hidden. `serving` keeps its own copy, since it never imports featnet_tf.
+hidden.
 """
 
 from __future__ import annotations
