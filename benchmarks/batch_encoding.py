@@ -50,7 +50,7 @@ def tfx_bsl_columns(spec, batch) -> pa.RecordBatch:
     arrays = [pa.array(batch.labels.reshape(-1, 1).tolist(), pa.list_(pa.int64()))]
     for field in spec.fields:
         values = batch.values[field.name]
-        missing = pa.array(columns.is_missing(field, values))
+        missing = pa.array(columns.missing_rows(field, values))
         offsets = pa.array(np.arange(len(values) + 1, dtype=np.int32))
         item = values.cast(pa.binary()) if field.kind == "categorical" else values
         arrays.append(pa.ListArray.from_arrays(offsets, item, mask=missing))

@@ -29,6 +29,9 @@ UNIFORM = "model.embeddings_initializer={class_name: RandomUniform, config: {min
 NORMAL = "model.embeddings_initializer={class_name: RandomNormal, config: {mean: 0.0, stddev: 1.0}}"
 
 NO_DNN = "model.dnn_units=[]"
+# `featnet` with another `FeatNetDesign` (`featnet_tf.models.featnet_variants`): the same model
+# as `featnet` where a row changes none of its switches.
+VARIANT = "featnet_variant"
 PLAIN_DNN = "model.dnn_batch_norm=false"
 
 # (row label, model, settings). Rows 1-5 add one change at a time to the
@@ -48,25 +51,25 @@ VARIANTS: list[tuple[str, str, tuple[str, ...]]] = [
     ),
     ("base: `featnet` without its DNN", "featnet", (NO_DNN,)),
     ("base − dropout", "featnet", (NO_DNN, "model.dropout=0.0")),
-    ("base without normalised field vectors", "featnet", (NO_DNN, "model.normalize_embeddings=false")),
+    ("base without normalised field vectors", VARIANT, (NO_DNN, "model.normalize_embeddings=false")),
     (
         "base with τ starting at −10",
         "featnet",
         (NO_DNN, "model.fsgn_initial_threshold=-10.0", "model.sapn_initial_threshold=-10.0"),
     ),
     ("base with N(0, 1) embeddings", "featnet", (NO_DNN, NORMAL)),
-    ("base + fields readout", "featnet", (NO_DNN, "model.readout=fields")),
-    ("base + DNN (400, 400) (the default before row 19)", "featnet", (PLAIN_DNN,)),
-    ("base + linear term", "featnet", (NO_DNN, "model.use_linear=true")),
+    ("base + fields readout", VARIANT, (NO_DNN, "model.readout=fields")),
+    ("base + DNN (400, 400) (the default before row 19)", VARIANT, (PLAIN_DNN,)),
+    ("base + linear term", VARIANT, (NO_DNN, "model.use_linear=true")),
     ("base + embedding L2 1e-5", "featnet", (NO_DNN, "model.embedding_l2=1e-5")),
     ("base with towers 3×64", "featnet", (NO_DNN, "model.tower_units=[64, 64, 64]")),
-    ("row 12 + SENET field gating", "featnet", (PLAIN_DNN, "model.field_gating=senet")),
-    ("row 12 with a DNN (400, 400, 400)", "featnet", (PLAIN_DNN, "model.dnn_units=[400, 400, 400]")),
+    ("row 12 + SENET field gating", VARIANT, (PLAIN_DNN, "model.field_gating=senet")),
+    ("row 12 with a DNN (400, 400, 400)", VARIANT, (PLAIN_DNN, "model.dnn_units=[400, 400, 400]")),
     ("`featnet` (row 19) with dropout 0.3", "featnet", ("model.dropout=0.3",)),
     ("row 12 + batch norm in the DNN (as AFN's MLP) = `featnet` (default)", "featnet", ()),
     (
         "row 12 with the logarithmic readout (rows of Score'' as products)",
-        "featnet",
+        VARIANT,
         (PLAIN_DNN, "model.readout=logarithmic"),
     ),
 ]

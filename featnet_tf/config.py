@@ -119,8 +119,8 @@ class TrainingConfig:
             multiple of `steps_per_execution` (a backup is taken between calls).
         steps_per_execution: train steps run by one call into the compiled
             graph (Keras' `steps_per_execution`): fewer returns to Python,
-            progress-bar updates and batch callbacks per step (1.15× the
-            examples/s of DCNv2 and DeepFM on Frappe at 16, BENCHMARKS.md).
+            progress-bar updates and batch callbacks per step (what it is
+            worth: BENCHMARKS.md, "steps_per_execution").
         seed: seed of weights, shuffling and dropout.
         strategy: `mirrored` (all GPUs, else CPU), `one_device` or
             `multi_worker` (from TF_CONFIG).

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from featnet_tf import config as config_lib
 from featnet_tf.config import ExperimentConfig, ModelConfig, TrainingConfig
-from featnet_tf.models import MODELS, check_model_arguments, model_arguments
+from featnet_tf.models import MODELS, FeatNet, FeatNetDesign, check_model_arguments, model_arguments
 
 # Frappe is small (~290k rows in BARS Frappe_x1); a larger learning rate
 # converges within a CPU budget, and early stopping guards against overfitting.
@@ -73,4 +73,17 @@ def experiment(
 
 def load(path: str) -> ExperimentConfig:
     """A config saved by `featnet_tf.config.save`, resolved again."""
-    return resolve(ExperimentConfig(), config_lib.load_yaml(path))
+    return resolve(ExperimentConfig(), with_featnet_design_split(config_lib.load_yaml(path)))
+
+
+def with_featnet_design_split(flat: dict[str, Any]) -> dict[str, Any]:
+    """A run directory's config written when `featnet` still took `FeatNetDesign`'s switches as
+    arguments, as it reads now: switches at `FeatNet`'s fixed design are dropped; a run that
+    changed one is the `featnet_variant` it then was (the same model, the same weights)."""
+    params = dict(flat.get("model.params") or {})
+    switches = {field.name for field in dataclasses.fields(FeatNetDesign)} & set(params)
+    if flat.get("model.name") != "featnet" or not switches:
+        return flat
+    if all(params[name] == getattr(FeatNet.design, name) for name in switches):
+        return {**flat, "model.params": {key: value for key, value in params.items() if key not in switches}}
+    return {**flat, "model.name": "featnet_variant"}

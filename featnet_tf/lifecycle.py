@@ -277,7 +277,7 @@ class Trainer:
                 workers.wait_for_all("featnet_tf.train.done")
             except tf.errors.OpError as error:
                 raise WorkerFailure(
-                    f"{self.worker}: the other workers did not finish: {workers.first_line(error)}"
+                    f"{self.worker}: the other workers did not finish: {workers.failure_summary(error)}"
                 ) from None
         return result
 
@@ -315,7 +315,7 @@ class Trainer:
                 raise
             raise WorkerFailure(
                 f"{self.worker}: a worker failed during training ({type(error).__name__}: "
-                f"{workers.first_line(error)}); start the same command on every worker again to resume from the "
+                f"{workers.failure_summary(error)}); start the same command on every worker again to resume from the "
                 f"last backup in {self.path('backup')}"
             ) from None
 

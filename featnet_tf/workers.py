@@ -90,7 +90,7 @@ def wait_for_all(barrier: str, timeout_seconds: int = FINISH_TIMEOUT_SECONDS) ->
     tensorflow_internals.wait_at_barrier(barrier, timeout_seconds * 1000)
 
 
-def first_line(error: tf.errors.OpError) -> str:
+def failure_summary(error: tf.errors.OpError) -> str:
     """What an aborted collective says went wrong, in one line that names the
     task at fault where the message does: the dead task (``... tasks are
     unhealthy (stopped sending heartbeats): /job:worker/replica:0/task:1``),

@@ -29,9 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from featnet_tf.features import FeatureSpec
-from featnet_tf.prepared_data import SPLITS
 from pipelines import columns as columns_lib
-from pipelines.rows import BadRowError, Row, RowParser
+from pipelines.bad_rows import BadRowError
+from pipelines.rows import Row, RowParser
 from pipelines.splits import SPLIT_CODES
 
 
@@ -120,10 +120,6 @@ class RowBatch:
             source,
             pa.array([row.key for row in rows], pa.string()),
         )
-
-    def split_rows(self, split: str) -> np.ndarray:
-        """A mask of the rows of `split`."""
-        return self.splits == SPLITS.index(split)
 
 
 def dead_letter(path: str, line_number: int, reason: str, text: str | None) -> dict[str, Any]:

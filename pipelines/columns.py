@@ -202,7 +202,7 @@ def token_counts_by_split(field: Field, values: pa.Array, splits: np.ndarray, nu
     return tables
 
 
-def is_missing(field: Field, values: pa.Array) -> np.ndarray:
+def missing_rows(field: Field, values: pa.Array) -> np.ndarray:
     """Rows whose parsed value is missing (`featnet_tf.features.is_missing`)."""
     kind = field.kind
     if kind == "categorical":

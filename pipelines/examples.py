@@ -22,6 +22,7 @@ from tensorflow.core.example import example_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from featnet_tf.features import FeatureSpec, is_missing
+from pipelines.columns import missing_rows
 
 
 class ExampleEncoder:
@@ -168,8 +169,6 @@ def _float_rows(values: pa.Array, width: int) -> np.ndarray:
 
 def field_entries(field, values: pa.Array) -> pa.Array:
     """The serialized map entry of `field` for each row (empty when missing)."""
-    from pipelines.columns import is_missing  # Arrow's module, not the model's
-
     kind = field.field_kind
     list_name = kind.example_list
     if kind.raw_dtype == "string" and not kind.multivalued:
@@ -189,7 +188,7 @@ def field_entries(field, values: pa.Array) -> pa.Array:
             data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[start : start + widths.sum()]
             return fixed_width_binary(prefix_of(int(widths[0])), data.reshape(-1, widths[0]), present, packed=True)
         return _with_prefixes(strings, lengths, prefix_of)
-    missing = is_missing(field, values)
+    missing = missing_rows(field, values)
     if kind.raw_dtype == "string":  # multi-hot: each token a `value`, joined per row
         tokens = pc.list_flatten(values).cast(pa.binary())
         encoded = _with_prefixes(tokens, binary_lengths(tokens), lambda n: length_delimited(1, n))

@@ -17,7 +17,7 @@ import datetime
 from typing import Callable, Mapping
 
 from featnet_tf.features import FeatureSpec, Field, InputFormat
-from pipelines.splits import BadRowError
+from pipelines.bad_rows import BadRowError
 
 # === Criteo ===
 

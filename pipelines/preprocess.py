@@ -259,7 +259,9 @@ def run(argv: Sequence[str] | None = None) -> PreprocessResult:
         try:
             transforms.run_to_completion(pipeline)
         except InputFileError as error:
-            raise RuntimeError(f"{transforms.first_line(error)}; nothing was written to {args.output_dir}") from None
+            raise RuntimeError(
+                f"{transforms.runner_error_message(error)}; nothing was written to {args.output_dir}"
+            ) from None
         outcome = finish(staged, args.max_bad_fraction)
     except TooManyBadRows as error:
         staging.move_dead_letter(staged, dead_letter_kept)

@@ -14,10 +14,11 @@ import csv
 from typing import Any, Callable, NamedTuple
 
 from featnet_tf.features import BadValueError, FeatureSpec, Field
+from pipelines.bad_rows import BadRowError
 from pipelines.formats import Format, get_format
-from pipelines.splits import BadRowError, HashSplit
+from pipelines.splits import HashSplit
 
-__all__ = ["BadRowError", "Row", "RowParser", "field_tokens"]
+__all__ = ["Row", "RowParser", "field_tokens"]
 
 
 class Row(NamedTuple):

@@ -346,7 +346,7 @@ def run(argv: Sequence[str] | None = None) -> ScoreResult:
         transforms.run_to_completion(pipeline)
     except transforms.InputFileError as error:
         staging.discard_prefix(staged)
-        raise RuntimeError(f"{transforms.first_line(error)}; no predictions were written") from None
+        raise RuntimeError(f"{transforms.runner_error_message(error)}; no predictions were written") from None
     except BaseException:
         staging.discard_prefix(staged)
         raise

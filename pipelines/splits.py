@@ -22,13 +22,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from featnet_tf.prepared_data import SPLITS
+from pipelines.bad_rows import BadRowError
 from pipelines.columns import parse_doubles
 
 SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
-
-
-class BadRowError(ValueError):
-    """A raw row that cannot be turned into an example; the message is the reason."""
 
 
 def split_thresholds(ratios: Sequence[float]) -> tuple[float, float]:

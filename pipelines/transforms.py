@@ -81,7 +81,7 @@ class InputFileError(ValueError):
     going on with the rows before the damage."""
 
 
-def first_line(error: Exception) -> str:
+def runner_error_message(error: Exception) -> str:
     """An error's own message, without the step names a runner appends."""
     return re.sub(r" \[while running '[^']*'\]$", "", str(error).strip().splitlines()[0])
 
@@ -439,7 +439,7 @@ class BatchStatisticsFn(beam.DoFn):
         counts[:, 0] = np.bincount(splits, minlength=len(SPLITS))
         counts[:, 1] = np.bincount(splits, weights=batch.labels, minlength=len(SPLITS)).astype(np.int64)
         for index, field in enumerate(self.spec.fields):
-            missing = columns.is_missing(field, batch.values[field.name])
+            missing = columns.missing_rows(field, batch.values[field.name])
             counts[:, 2 + index] = np.bincount(splits[missing], minlength=len(SPLITS))
         for code, split in enumerate(SPLITS):
             if counts[code, 0]:

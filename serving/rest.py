@@ -222,8 +222,8 @@ class RestApi:
         if has_instances == has_inputs:
             raise bad_request("the request body needs exactly one of 'instances' (row format) or 'inputs' (columnar)")
         # the signature's inputs and types, to read the JSON values as
-        servable = self.predictions._servable(request.model_spec)
-        _, signature = self.predictions._signature(servable, request.model_spec.signature_name)
+        servable = self.predictions.servable(request.model_spec)
+        _, signature = self.predictions.signature(servable, request.model_spec.signature_name)
         names = sorted(signature.inputs)
         columns = self._columns(payload, names)
         for input_name, values in columns.items():

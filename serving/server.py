@@ -131,7 +131,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     # === Resolution and validation ===
 
-    def _servable(self, model_spec) -> Servable:
+    def servable(self, model_spec) -> Servable:
+        """The loaded version `model_spec` names (gRPC and REST resolve through this), or a `RequestError`."""
         if model_spec.name != self.manager.name:
             raise RequestError(
                 grpc.StatusCode.NOT_FOUND,
@@ -154,7 +155,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return servable
 
     @staticmethod
-    def _signature(servable: Servable, name: str, method: str | None = None):
+    def signature(servable: Servable, name: str, method: str | None = None):
+        """``(name, SignatureDef)`` of `servable`'s signature `name` (default ``serving_default``) of `method`."""
         name = name or DEFAULT_SIGNATURE
         if name not in servable.signature_defs:
             raise RequestError(
@@ -243,8 +245,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     # === The APIs ===
 
     def predict(self, request, alive=lambda: True) -> predict_pb2.PredictResponse:
-        servable = self._servable(request.model_spec)
-        name, signature = self._signature(servable, request.model_spec.signature_name)
+        servable = self.servable(request.model_spec)
+        name, signature = self.signature(servable, request.model_spec.signature_name)
         unknown = sorted(set(request.inputs) - set(signature.inputs))
         if unknown:
             raise RequestError(
@@ -274,8 +276,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _run_examples(self, request, method: str, alive) -> tuple[Servable, str, dict[str, np.ndarray]]:
         """Classify and Regress: the request's examples through the signature
         of the given method, whose one input takes serialized examples."""
-        servable = self._servable(request.model_spec)
-        name, signature = self._signature(servable, request.model_spec.signature_name, method)
+        servable = self.servable(request.model_spec)
+        name, signature = self.signature(servable, request.model_spec.signature_name, method)
         (input_key,) = signature.inputs
         inputs = {input_key: self._examples(request.input)}
         return servable, name, self._run(servable, name, inputs, alive)
@@ -306,7 +308,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     def metadata(self, request, alive=None) -> get_model_metadata_pb2.GetModelMetadataResponse:
-        servable = self._servable(request.model_spec)
+        servable = self.servable(request.model_spec)
         unsupported = [field for field in request.metadata_field if field != "signature_def"]
         if unsupported:
             raise RequestError(

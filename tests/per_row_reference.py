@@ -20,7 +20,8 @@ import numpy as np
 from featnet_tf.features import FeatureSpec, is_missing
 from featnet_tf.prepared_data import SPLITS
 from pipelines import examples, transforms
-from pipelines.rows import BadRowError, Row, RowParser, field_tokens
+from pipelines.bad_rows import BadRowError
+from pipelines.rows import Row, RowParser, field_tokens
 
 UTF8_BOM = b"\xef\xbb\xbf"
 

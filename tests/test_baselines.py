@@ -16,6 +16,7 @@ from tests.helpers import train_a_few_steps
 
 SMALL = {
     "featnet": dict(num_subsets=2, expand_ratio=2, num_queries=3, tower_units=(8,)),
+    "featnet_variant": dict(num_subsets=2, expand_ratio=2, num_queries=3, tower_units=(8,), readout="fields"),
     "featnet_eq13": dict(num_subsets=2, expand_ratio=2, num_queries=3, tower_units=(8,)),
     "lr": {},
     "fm": {},

@@ -255,7 +255,7 @@ def test_encode_batch_writes_the_examples_of_example_encoder_and_of_tfx_bsl():
 
 def as_example_lists(field: Field, values: pa.Array) -> pa.Array:
     """A parsed column as tfx-bsl's list columns (null: the feature is absent)."""
-    missing = columns.is_missing(field, values)
+    missing = columns.missing_rows(field, values)
     items = values.to_pylist()
     if not field.field_kind.multivalued:
         items = [[item] for item in items]

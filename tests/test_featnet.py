@@ -10,7 +10,7 @@ import tf_keras as keras
 from featnet_tf import features
 from featnet_tf.features import FeatureSpec
 from featnet_tf.metrics import binary_auc
-from featnet_tf.models import FeatNet, build_model, featnet_eq13
+from featnet_tf.models import FeatNet, FeatNetDesign, FeatNetVariant, build_model, featnet_eq13
 from featnet_tf.synthetic import planted_interaction_data
 from tests.helpers import run_in_fresh_python, train_a_few_steps
 
@@ -47,16 +47,18 @@ def test_paper_defaults():
 
 def test_featnet_eq13_is_the_literal_paper():
     model = build_model("featnet_eq13", categorical_spec(3))
-    assert model.readout == "induced" and model.dnn is None and model.linear is None and not model.dnn_batch_norm
+    design = model.design
+    assert design.readout == "induced" and model.dnn is None and model.linear is None and not design.dnn_batch_norm
     assert (model.fsgn_initial_threshold, model.sapn_initial_threshold, model.dropout) == (-10.0, -10.0, 0.0)
-    assert not model.normalize_tower_inputs and not model.normalize_embeddings
+    assert not design.normalize_tower_inputs and not design.normalize_embeddings
     assert keras.initializers.serialize(model.embeddings_initializer)["class_name"] == "RandomNormal"
-    assert featnet_eq13(categorical_spec(3), readout="fields").readout == "fields"  # still overridable
+    assert featnet_eq13(categorical_spec(3), readout="fields").design.readout == "fields"  # still overridable
+    assert FeatNet.design == FeatNetDesign() and FeatNet(categorical_spec(3)).design == FeatNetDesign()
 
 
 def test_the_default_dnn_beside_the_towers_batch_normalises_its_hidden_layers():
     model = FeatNet(categorical_spec(3))
-    assert model.dnn_units == (400, 400) and model.dnn_batch_norm
+    assert model.dnn_units == (400, 400) and model.design.dnn_batch_norm
     mlp = model.dnn.layers[0]
     assert mlp.use_batch_norm and [type(layer).__name__ for layer in mlp.blocks[0]][:2] == [
         "Dense",
@@ -64,9 +66,9 @@ def test_the_default_dnn_beside_the_towers_batch_normalises_its_hidden_layers():
     ]
 
 
-def test_every_departure_from_the_paper_is_its_own_argument():
+def test_every_other_reading_of_the_paper_is_an_argument_of_the_variant():
     spec = categorical_spec(4)
-    model = FeatNet(spec, **SMALL, readout="fields", dnn_units=(8,), use_linear=True)
+    model = FeatNetVariant(spec, **SMALL, readout="fields", dnn_units=(8,), use_linear=True)
     features = random_ids(spec, 6)
     outputs = model.explain(features)
     assert outputs.logits.shape == (6, 1)
@@ -123,7 +125,7 @@ def test_bad_configuration_values_are_named(argument, value):
 def test_senet_field_gating_starts_as_the_identity_and_can_turn_a_field_down():
     spec = categorical_spec(4)
     features = random_ids(spec, 16)
-    gated = FeatNet(spec, **SMALL, field_gating="senet", dropout=0.0)
+    gated = FeatNetVariant(spec, **SMALL, field_gating="senet", dropout=0.0)
     gated(features)
     embeddings = gated.field_embedding(features)
     np.testing.assert_allclose(gated.field_gate.field_weights(embeddings).numpy(), 1.0, atol=0.05)
@@ -132,7 +134,7 @@ def test_senet_field_gating_starts_as_the_identity_and_can_turn_a_field_down():
     assert weights[:, 1].max() < 1e-6 and weights[:, [0, 2, 3]].min() > 0.9
     assert np.abs(gated.field_gate(embeddings).numpy()[:, 1]).max() < 1e-6  # f1 zeroed in every row
     with pytest.raises(ValueError, match="field_gating='se'"):
-        FeatNet(spec, field_gating="se")
+        FeatNetVariant(spec, field_gating="se")
 
 
 def test_unknown_model_name():
@@ -140,25 +142,29 @@ def test_unknown_model_name():
         build_model("featnett", categorical_spec(2))
 
 
-def test_config_round_trip_gives_the_same_model():
+@pytest.mark.parametrize("variant", [False, True])
+def test_config_round_trip_gives_the_same_model(variant):
     spec = categorical_spec(6)
-    model = FeatNet(
-        spec,
-        **SMALL,
-        use_layer_norm=True,
-        readout="fields",
-        dnn_units=(4,),
-        use_linear=True,
-        field_gating="senet",
-        dnn_batch_norm=True,
-    )
+    if not variant:
+        model = FeatNet(spec, **SMALL, dnn_units=(4,))
+    else:
+        model = FeatNetVariant(
+            spec,
+            **SMALL,
+            use_layer_norm=True,
+            readout="fields",
+            dnn_units=(4,),
+            use_linear=True,
+            field_gating="senet",
+            dnn_batch_norm=True,
+        )
     features = random_ids(spec, 8)
     expected = model(features).numpy()
     config = json.loads(json.dumps(keras.utils.serialize_keras_object(model)))
     rebuilt = keras.utils.deserialize_keras_object(config)
     rebuilt(features)
     rebuilt.set_weights(model.get_weights())
-    assert rebuilt.get_config() == model.get_config()
+    assert type(rebuilt) is type(model) and rebuilt.get_config() == model.get_config()
     np.testing.assert_allclose(rebuilt(features).numpy(), expected, atol=1e-6)
 
 
@@ -211,3 +217,33 @@ def test_learns_a_planted_third_order_interaction():
     initial_loss = float(keras.losses.binary_crossentropy(data.labels[split:], np.full(len(probabilities), 0.5)))
     assert history.history["loss"][-1] < initial_loss - 0.05
     assert auc > 0.7, f"validation AUC {auc:.3f}"
+
+
+def test_call_builds_none_of_the_analysis_tensors_that_explain_returns():
+    spec = categorical_spec(4)
+    model = FeatNet(spec, **SMALL)
+    features = {name: tf.constant(value) for name, value in random_ids(spec, 8).items()}
+    model(features)
+
+    def ops(function) -> int:
+        return len(tf.function(function).get_concrete_function(features).graph.get_operations())
+
+    assert ops(lambda f: model.explain(f)) > ops(lambda f: model(f)), "p and Score' are computed in `call`"
+    np.testing.assert_array_equal(model.explain(features).logits.numpy(), model(features).numpy())
+
+
+def test_a_run_saved_when_featnet_took_its_design_as_arguments_loads_as_the_same_model(tmp_path):
+    from featnet_tf import config as config_lib
+    from featnet_tf import experiments
+
+    today = experiments.experiment("featnet")
+    old = dict(today.model.params, readout="induced", normalize_embeddings=True, dnn_batch_norm=True)
+    path = str(tmp_path / "config.yaml")
+    config_lib.save(today.__class__(**{**today.__dict__, "model": today.model.__class__("featnet", params=old)}), path)
+    assert experiments.load(path) == today, "switches at FeatNet's design are dropped"
+    changed = dict(old, readout="fields")
+    config_lib.save(
+        today.__class__(**{**today.__dict__, "model": today.model.__class__("featnet", params=changed)}), path
+    )
+    loaded = experiments.load(path)
+    assert loaded.model.name == "featnet_variant" and loaded.model.params["readout"] == "fields"

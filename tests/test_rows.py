@@ -4,9 +4,10 @@ import collections
 
 import pytest
 
+from pipelines.bad_rows import BadRowError
 from pipelines.formats import AVAZU_RAW_CATEGORICAL, avazu_spec, criteo_spec, expand_avazu_hour, spec_for_format
 from pipelines.rows import RowParser, field_tokens
-from pipelines.splits import BadRowError, assign_split, split_by_value, split_thresholds
+from pipelines.splits import assign_split, split_by_value, split_thresholds
 
 CRITEO = RowParser(criteo_spec(), "criteo")
 COLUMNS = CRITEO.columns(None)

@@ -16,7 +16,8 @@ from featnet_tf.models.afn import AFN, AFN_PLUS
 from featnet_tf.models.autoint import AUTOINT_PLUS, AutoInt
 from featnet_tf.models.dcnv2 import DCNv2
 from featnet_tf.models.deepfm import DeepFM
-from featnet_tf.models.featnet import FEATNET_EQ13, FeatNet, FeatNetOutputs, featnet_eq13
+from featnet_tf.models.featnet import FeatNet, FeatNetDesign, FeatNetOutputs
+from featnet_tf.models.featnet_variants import FEATNET_EQ13, FeatNetVariant, featnet_eq13
 from featnet_tf.models.fibinet import FiBiNET
 from featnet_tf.models.linear import FM, LogisticRegression
 from featnet_tf.models.raw_features import RawFeatureModel
@@ -33,17 +34,20 @@ class RegisteredModel:
 
     model_class: type
     presets: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    forwards_to: type | None = None  # the class whose arguments `model_class`'s **kwargs take
 
     def arguments(self) -> dict[str, Any]:
         """Every constructor argument but the spec and the embedding options,
         with this variant's defaults: what ``model.*`` in a config may set."""
-        parameters = inspect.signature(self.model_class.__init__).parameters.values()
-        defaults = {
-            parameter.name: parameter.default
-            for parameter in parameters
-            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
-            and parameter.name not in ("self", "feature_spec", *EMBEDDING_ARGUMENTS)
-        }
+        defaults: dict[str, Any] = {}
+        for model_class in filter(None, (self.model_class, self.forwards_to)):
+            parameters = inspect.signature(model_class.__init__).parameters.values()
+            defaults.update(
+                (parameter.name, parameter.default)
+                for parameter in parameters
+                if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+                and parameter.name not in ("self", "feature_spec", *EMBEDDING_ARGUMENTS)
+            )
         return {**defaults, **self.presets}
 
     def build(self, feature_spec: FeatureSpec, **kwargs: Any):
@@ -52,7 +56,8 @@ class RegisteredModel:
 
 MODELS: dict[str, RegisteredModel] = {
     "featnet": RegisteredModel(FeatNet),
-    "featnet_eq13": RegisteredModel(FeatNet, FEATNET_EQ13),
+    "featnet_variant": RegisteredModel(FeatNetVariant, forwards_to=FeatNet),
+    "featnet_eq13": RegisteredModel(FeatNetVariant, FEATNET_EQ13, forwards_to=FeatNet),
     "lr": RegisteredModel(LogisticRegression),
     "fm": RegisteredModel(FM),
     "deepfm": RegisteredModel(DeepFM),
@@ -105,7 +110,9 @@ __all__ = [
     "DeepFM",
     "FM",
     "FeatNet",
+    "FeatNetDesign",
     "FeatNetOutputs",
+    "FeatNetVariant",
     "FiBiNET",
     "LogisticRegression",
     "MODELS",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import tensorflow as tf
@@ -53,6 +54,57 @@ class FeatNetOutputs(NamedTuple):
     relu_scores: tf.Tensor
 
 
+@dataclasses.dataclass(frozen=True)
+class FeatNetDesign:
+    """How FeatNet reads the paper where it is ambiguous or measured worse as written.
+
+    `FeatNet` always builds these defaults, the readings that measured best on
+    validation data (BENCHMARKS.md, FeatNet ablation);
+    `featnet_tf.models.featnet_variants` builds FeatNet with any other choice,
+    and the literal paper.
+
+    Attributes:
+        readout: SAPN's output, ``"induced"`` (Eq. 13), ``"fields"`` (§2.4,
+            M fields that have read the pruned interactions) or
+            ``"logarithmic"`` (each row of Score'' a product of the fields it
+            keeps); see `SetAttentivePruning`.
+        scale_scores, use_value_projection, use_layer_norm: SAPN options the
+            paper does not write (see `SetAttentivePruning`).
+        normalize_tower_inputs: each tower layer-normalises its input (ε =
+            1e-6), which makes Keras' small uniform embeddings learnable.
+        normalize_embeddings: each field vector normalised to mean 0 and
+            variance 1 over D before FSGN. FSGN's weights and SAPN's scores
+            scale with the embeddings (quadratically for SAPN), so with small
+            embeddings every field of a subset gets the same weight and every
+            score falls under the threshold, which then prunes whole subsets
+            or everything; normalised, the thresholds act on fields and scores
+            at any scale.
+        dnn_batch_norm: batch-normalise the hidden layers of the DNN beside
+            the towers (as AFN's MLP).
+        use_linear: a first-order term ``w_0 + Σ w(x_i)`` added to the logit.
+        field_gating: ``None``, or ``"senet"``: every field vector re-weighted,
+            per row, by a SENET gate on the raw embeddings (`SqueezeExcitation`
+            with a centred sigmoid, so it starts as the identity) before FSGN
+            and the DNN read them.
+    """
+
+    readout: str = "induced"
+    scale_scores: bool = False
+    use_value_projection: bool = False
+    use_layer_norm: bool = False
+    normalize_tower_inputs: bool = True
+    normalize_embeddings: bool = True
+    dnn_batch_norm: bool = True
+    use_linear: bool = False
+    field_gating: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.field_gating not in FIELD_GATINGS:
+            raise ValueError(
+                f"`field_gating` must be one of {FIELD_GATINGS}. Received: field_gating={self.field_gating!r}"
+            )
+
+
 @keras.utils.register_keras_serializable(package="featnet_tf")
 class FeatNet(EmbeddingModel):
     """FeatNet: embeddings → FSGN → SAPN → per-subset towers → logit.
@@ -60,38 +112,21 @@ class FeatNet(EmbeddingModel):
     * Eq. 1: `FieldEmbedding` gives ``x ∈ R^{B×M×D}``;
     * Eq. 2-5: `FeatureSubsetGeneration` gives S pruned, re-weighted subsets;
     * Eq. 6, 11-13: `SetAttentivePruning` gives per subset E pruned
-      interactions (``readout="induced"``, Eq. 13) or M fields that have read
-      those interactions (``readout="fields"``, §2.4);
-    * Eq. 14: one MLP tower per subset on its squeezed ``E·D`` (or ``M·D``)
-      interactions;
+      interactions (Eq. 13);
+    * Eq. 14: one MLP tower per subset on its squeezed ``E·D`` interactions;
     * Eq. 15: the towers' outputs are concatenated into ``h`` and
       ``logit = W_oᵀ h + b``; ``p̂ = σ(logit)``.
 
-    The defaults are the reading that measured best on validation data
-    (BENCHMARKS.md, FeatNet ablation); each departure from the paper is an
-    argument of its own, and `featnet_eq13` builds the literal paper:
-
-    * `normalize_tower_inputs`: each tower layer-normalises its input (ε =
-      1e-6), which makes Keras' small uniform embeddings learnable;
-    * `normalize_embeddings`: each field vector is normalised to mean 0 and
-      variance 1 over D before FSGN. FSGN's weights and SAPN's scores scale
-      with the embeddings (quadratically for SAPN), so with small embeddings
-      every field of a subset gets the same weight and every score falls
-      under the threshold, which then prunes whole subsets or everything;
-      normalised, the thresholds act on fields and scores at any scale;
-    * `dropout` in the towers (and the DNN);
-    * `dnn_units`: a DNN over the concatenated field vectors (as FSGN reads
-      them, so normalised with `normalize_embeddings`) beside the towers, its
-      logit added to Eq. 15's (as DeepFM, xDeepFM, AutoInt+ have), with its
-      hidden layers batch-normalised (`dnn_batch_norm`, as AFN's MLP);
-    * `use_linear`: a first-order term ``w_0 + Σ w(x_i)`` added to the logit;
-    * `field_gating`: ``"senet"`` re-weights every field vector, per row, by a
-      SENET gate computed from the raw embeddings (`SqueezeExcitation` with
-      a centred sigmoid, so it starts as the identity) before FSGN and the
-      DNN read them: a field-aware signal that FSGN's per-field view lacks;
-    * thresholds that start where they prune (τ = −3, ``sigmoid(τ) ≈ 0.047``)
-      instead of −10, which Adam cannot move far enough in a run to prune
-      anything.
+    Beside the paper's arguments, FeatNet takes the readings that measured best
+    on validation data (BENCHMARKS.md, FeatNet ablation): `FeatNetDesign`'s
+    defaults (field vectors and tower inputs normalised, the DNN's hidden
+    layers batch-normalised), dropout 0.2 in the towers and the DNN, a DNN
+    (400, 400) over the field vectors (as FSGN reads them) beside the towers,
+    its logit added to Eq. 15's (as DeepFM, xDeepFM and AutoInt+ have), and
+    thresholds that start where they prune (τ = −3, ``sigmoid(τ) ≈ 0.047``;
+    from −10 Adam does not move τ far enough in a run to prune anything).
+    `featnet_tf.models.featnet_variants` builds every other reading and the
+    literal paper (`featnet_eq13`).
 
     The model returns logits; train it with binary cross-entropy on logits
     (Eq. 16) and Adam. `explain` returns the pruning tensors of the same
@@ -104,23 +139,11 @@ class FeatNet(EmbeddingModel):
         expand_ratio: r. Default 4.
         num_queries: E. Default 16.
         tower_units: hidden widths of each subset's tower. Default 3×128.
-        readout: SAPN's output, ``"induced"`` (Eq. 13), ``"fields"``
-            (§2.4) or ``"logarithmic"`` (each row of Score'' a product of the
-            fields it keeps); see `SetAttentivePruning`.
-        fsgn_initial_threshold: initial τ of FSGN's soft threshold.
-        sapn_initial_threshold: initial τ of SAPN's soft threshold(s).
-        scale_scores, use_value_projection, use_layer_norm: SAPN options the
-            paper does not write (see `SetAttentivePruning`); off by default.
-        normalize_tower_inputs: layer-normalise each tower's input.
-        normalize_embeddings: normalise each field vector over D before FSGN.
-        dropout: dropout rate in the towers and the DNN.
-        dnn_units: widths of a DNN over the concatenated embeddings whose
-            logit is added (as DeepFM's, with the towers' dropout); empty for
-            none. Default (400, 400).
-        dnn_batch_norm: batch-normalise the DNN's hidden layers (as AFN's
-            MLP). Default True.
-        use_linear: add a first-order (logistic regression) term.
-        field_gating: ``None`` or ``"senet"`` (see above).
+        fsgn_initial_threshold: initial τ of FSGN's soft threshold. Default −3.
+        sapn_initial_threshold: initial τ of SAPN's soft threshold(s). Default −3.
+        dropout: dropout rate in the towers and the DNN. Default 0.2.
+        dnn_units: widths of the DNN whose logit is added; empty for none.
+            Default (400, 400).
         embeddings_initializer: initializer of the field embeddings.
             Default uniform(±0.05) (`EMBEDDINGS_INITIALIZER`); the paper's
             implementation used N(0, 1) (`PAPER_EMBEDDINGS_INITIALIZER`).
@@ -129,10 +152,16 @@ class FeatNet(EmbeddingModel):
     Input: a dict from field name to indexed input (see `FieldEmbedding`).
     Output: logits of shape ``(batch, 1)``.
 
+    Example:
+        >>> model = FeatNet(spec)  # D=16, S=10, r=4, E=16, towers 3×128 (§3.1.4)
+        >>> model.explain(batch).subset_weights  # FSGN's p^s, (batch, S, M)
+
     References:
         Yin et al., "FeatNet: Feature Interaction Pruning Networks for CTR
         Prediction", WWW 2022.
     """
+
+    design = FeatNetDesign()  # `featnet_variants.FeatNetVariant` sets its own, per instance
 
     def __init__(
         self,
@@ -142,43 +171,24 @@ class FeatNet(EmbeddingModel):
         expand_ratio: int = 4,
         num_queries: int = 16,
         tower_units: Sequence[int] = (128, 128, 128),
-        readout: str = "induced",
         fsgn_initial_threshold: float = -3.0,
         sapn_initial_threshold: float = -3.0,
-        scale_scores: bool = False,
-        use_value_projection: bool = False,
-        use_layer_norm: bool = False,
-        normalize_tower_inputs: bool = True,
-        normalize_embeddings: bool = True,
         dropout: float = 0.2,
         dnn_units: Sequence[int] = (400, 400),
-        dnn_batch_norm: bool = True,
-        use_linear: bool = False,
-        field_gating: str | None = None,
         embeddings_initializer: Any = EMBEDDINGS_INITIALIZER,
         embeddings_regularizer: Any = None,
         **kwargs,
     ) -> None:
         super().__init__(feature_spec, embedding_dim, embeddings_regularizer, embeddings_initializer, **kwargs)
+        design = self.design
         self.num_subsets = int(num_subsets)
         self.expand_ratio = int(expand_ratio)
         self.num_queries = int(num_queries)
         self.tower_units = tuple(int(units) for units in tower_units)
-        self.readout = readout
         self.fsgn_initial_threshold = float(fsgn_initial_threshold)
         self.sapn_initial_threshold = float(sapn_initial_threshold)
-        self.scale_scores = bool(scale_scores)
-        self.use_value_projection = bool(use_value_projection)
-        self.use_layer_norm = bool(use_layer_norm)
-        self.normalize_tower_inputs = bool(normalize_tower_inputs)
-        self.normalize_embeddings = bool(normalize_embeddings)
         self.dropout = float(dropout)
         self.dnn_units = tuple(int(units) for units in dnn_units)
-        self.dnn_batch_norm = bool(dnn_batch_norm)
-        self.use_linear = bool(use_linear)
-        if field_gating not in FIELD_GATINGS:
-            raise ValueError(f"`field_gating` must be one of {FIELD_GATINGS}. Received: field_gating={field_gating!r}")
-        self.field_gating = field_gating
 
         # === Layers === (`field_embedding`, Eq. 1, is `EmbeddingModel`'s)
         self.subset_generation = FeatureSubsetGeneration(
@@ -190,28 +200,29 @@ class FeatNet(EmbeddingModel):
         self.attentive_pruning = SetAttentivePruning(
             num_queries,
             initial_threshold=sapn_initial_threshold,
-            readout=readout,
-            scale_scores=scale_scores,
-            use_value_projection=use_value_projection,
-            use_layer_norm=use_layer_norm,
+            readout=design.readout,
+            scale_scores=design.scale_scores,
+            use_value_projection=design.use_value_projection,
+            use_layer_norm=design.use_layer_norm,
             name="attentive_pruning",
         )
         self.towers = SubsetTowers(
-            self.tower_units, dropout=dropout, normalize_inputs=normalize_tower_inputs, name="towers"
+            self.tower_units, dropout=dropout, normalize_inputs=design.normalize_tower_inputs, name="towers"
         )
         self.output_layer = keras.layers.Dense(1, name="logit")
-        self.dnn = deep_tower(self.dnn_units, self.dropout, self.dnn_batch_norm, name="dnn") if self.dnn_units else None
-        self.linear = LinearTerm(self.feature_spec, name="linear") if use_linear else None
+        self.dnn = deep_tower(self.dnn_units, self.dropout, design.dnn_batch_norm, name="dnn") if dnn_units else None
+        self.linear = LinearTerm(self.feature_spec, name="linear") if design.use_linear else None
         self.field_gate = (
-            SqueezeExcitation(excitation="sigmoid", name="field_gate") if field_gating == "senet" else None
+            SqueezeExcitation(excitation="sigmoid", name="field_gate") if design.field_gating == "senet" else None
         )
 
     # === Forward ===
 
-    def explain(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> FeatNetOutputs:
-        """One forward pass returning the logits and both pruning tensors."""
+    def _forward(self, inputs: Mapping[str, tf.Tensor], training: bool | None) -> tuple[tf.Tensor, ...]:
+        """Eq. 1-15: the logits, and what `explain` reads beside them (FSGN's
+        input, the subsets, ``p^s`` and ``Score''``)."""
         embeddings = self.field_embedding(inputs)  # Eq. 1
-        x = standardize(embeddings) if self.normalize_embeddings else embeddings
+        x = standardize(embeddings) if self.design.normalize_embeddings else embeddings
         if self.field_gate is not None:
             x = x * self.field_gate.field_weights(embeddings)[:, :, None]
         subsets, subset_weights = self.subset_generation(x)  # Eq. 2-5
@@ -226,13 +237,18 @@ class FeatNet(EmbeddingModel):
             logits += self.dnn(tf.reshape(x, [-1, num_fields * self.embedding_dim]), training=training)
         if self.linear is not None:
             logits += self.linear(inputs)
-        # Only analysis reads these two; where a graph does not, they are pruned from it.
+        return logits, x, subsets, subset_weights, scores
+
+    def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
+        return self._forward(inputs, training)[0]
+
+    def explain(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> FeatNetOutputs:
+        """One forward pass returning the logits, both pruning tensors, and
+        both before their thresholds (computed here only, not in `call`)."""
+        logits, x, subsets, subset_weights, scores = self._forward(inputs, training)
         probabilities = self.subset_generation.probabilities(x)
         relu_scores = self.attentive_pruning.relu_scores(subsets)
         return FeatNetOutputs(logits, subset_weights, scores, probabilities, relu_scores)
-
-    def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
-        return self.explain(inputs, training=training).logits
 
     # === Config ===
 
@@ -242,39 +258,8 @@ class FeatNet(EmbeddingModel):
             "expand_ratio": self.expand_ratio,
             "num_queries": self.num_queries,
             "tower_units": list(self.tower_units),
-            "readout": self.readout,
             "fsgn_initial_threshold": self.fsgn_initial_threshold,
             "sapn_initial_threshold": self.sapn_initial_threshold,
-            "scale_scores": self.scale_scores,
-            "use_value_projection": self.use_value_projection,
-            "use_layer_norm": self.use_layer_norm,
-            "normalize_tower_inputs": self.normalize_tower_inputs,
-            "normalize_embeddings": self.normalize_embeddings,
             "dropout": self.dropout,
             "dnn_units": list(self.dnn_units),
-            "dnn_batch_norm": self.dnn_batch_norm,
-            "use_linear": self.use_linear,
-            "field_gating": self.field_gating,
         }
-
-
-# FeatNet exactly as the paper writes it: Eq. 13's ``E×D`` readout, no
-# normalisation, dropout, DNN or linear term, τ starting at −10 and the N(0, 1)
-# embeddings of the authors' PyTorch code (the registry's `featnet_eq13`).
-FEATNET_EQ13 = {
-    "readout": "induced",
-    "fsgn_initial_threshold": -10.0,
-    "sapn_initial_threshold": -10.0,
-    "normalize_tower_inputs": False,
-    "normalize_embeddings": False,
-    "dropout": 0.0,
-    "dnn_units": (),
-    "dnn_batch_norm": False,
-    "use_linear": False,
-    "embeddings_initializer": PAPER_EMBEDDINGS_INITIALIZER,
-}
-
-
-def featnet_eq13(feature_spec, **kwargs) -> FeatNet:
-    """The literal paper (`FEATNET_EQ13`); every argument of `FeatNet` can still be overridden."""
-    return FeatNet(feature_spec, **{**FEATNET_EQ13, **kwargs})
