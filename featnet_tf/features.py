@@ -39,13 +39,21 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def log_square_bucket(value: float) -> int:
-    """Criteo's numeric bucketization used by the BARS benchmark.
+# Above it a numeric value's bucket is floor(ln(x)^2); at or below it, the value truncated toward zero.
+LOG_SQUARE_THRESHOLD = 2.0
 
-    ``floor(ln(x)^2)`` for ``x > 2``, else ``int(x)`` (so 0, 1, 2 and the
-    negative values of Criteo's I2 keep buckets of their own).
+
+def log_square_bucket(value: float) -> int:
+    """Criteo's numeric bucketization used by the BARS benchmark: the one definition.
+
+    ``floor(ln(x)^2)`` for ``x > LOG_SQUARE_THRESHOLD`` (2), else ``int(x)``
+    (so 0, 1, 2 and the negative values of Criteo's I2 keep buckets of their
+    own). Its vectorised forms, where each is needed, are tested against it:
+    `pipelines.columns.log_square_buckets` (NumPy, a column of a batch) and
+    `featnet_tf.layers.feature_transform.bucket_tokens` (TensorFlow ops, in
+    the model and its SavedModel).
     """
-    if value > 2:
+    if value > LOG_SQUARE_THRESHOLD:
         return int(math.floor(math.log(value) ** 2))
     return int(value)
 

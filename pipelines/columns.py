@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featnet_tf.features import Field, log_square_bucket
+from featnet_tf.features import LOG_SQUARE_THRESHOLD, Field, log_square_bucket
 
 # A decimal number Arrow and Python both read, to the same double.
 DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
@@ -149,9 +149,9 @@ def from_values(field: Field, values: list) -> pa.Array:
 
 
 def log_square_buckets(values: np.ndarray) -> np.ndarray:
-    """`log_square_bucket` of float32-rounded values, vectorised.
+    """`featnet_tf.features.log_square_bucket` of float32-rounded values, vectorised.
 
-    ``floor(ln(x)^2)`` for x > 2, else ``int(x)``. NumPy's log may differ
+    NumPy's log may differ
     from the C library's by an ulp; where ``ln(x)^2`` lies within 1e-9 of an
     integer (where an ulp could change the floor), the value is recomputed
     with `math.log`, so the buckets are exactly the per-value function's.
@@ -162,7 +162,7 @@ def log_square_buckets(values: np.ndarray) -> np.ndarray:
     if (values < -(2.0**62)).any():
         return np.array([log_square_bucket(value) for value in values.tolist()] + [None], dtype=object)[:-1]
     buckets = np.trunc(values).astype(np.int64)
-    large = values > 2
+    large = values > LOG_SQUARE_THRESHOLD
     squared = np.log(values[large]) ** 2
     large_buckets = np.floor(squared).astype(np.int64)
     close = np.abs(squared - np.round(squared)) < 1e-9 * np.maximum(1.0, squared)

@@ -46,7 +46,7 @@ def data_dir(criteo_data):
 @pytest.fixture(scope="module")
 def trained_run(data_dir, tmp_path_factory):
     run_dir = str(tmp_path_factory.mktemp("runs") / "featnet")
-    config = tiny_config(data_dir, {"training.epochs": 3, "training.learning_rate": 0.01})
+    config = tiny_config(data_dir, {"training.epochs": 3})
     result = lifecycle.Trainer(config, run_dir).run()
     assert result.stages_run == ("fit", "evaluate", "export")
     return run_dir
@@ -68,7 +68,16 @@ def test_train_evaluate_export_check_end_to_end(trained_run, data_dir, capsys):
     assert metrics["examples"] == len(
         list(tf.data.TFRecordDataset(tf.io.gfile.glob(f"{data_dir}/test/*"), compression_type="GZIP"))
     )
-    assert 0.5 < metrics["auc"] <= 1.0 and 0 < metrics["logloss"] < 1.0
+    # the rows' true click probabilities bound what any model can reach on them
+    from pipelines.synthesize import split_truth
+
+    labels, truth = split_truth(os.path.join(os.path.dirname(data_dir), "criteo.tsv"), "test")
+    bayes, rate = binary_auc(labels, truth), labels.mean()
+    # chance is 0.5 ± 0.014 on these 1,970 rows; the tiny model learns to about 0.61 in its 3 epochs
+    assert 0.58 < metrics["auc"] < bayes + 0.02, (metrics["auc"], bayes)
+    base_rate_logloss = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))
+    # the best epoch (the first here) is about as calibrated as the click rate itself; an overfit one is far worse
+    assert 0 < metrics["logloss"] < base_rate_logloss + 0.02, (metrics["logloss"], base_rate_logloss)
     config = experiments.load(os.path.join(trained_run, "config.yaml"))
     assert metrics["config_hash"] == config.config_hash() and config.model.params["num_subsets"] == 2
     assert os.path.exists(os.path.join(trained_run, "logs")), "TensorBoard logs"

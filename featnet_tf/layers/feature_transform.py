@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import tensorflow as tf
 import tf_keras as keras
 
-from featnet_tf.features import MISSING_ID, NUM_RESERVED_IDS, FeatureSpec, Field
+from featnet_tf.features import LOG_SQUARE_THRESHOLD, MISSING_ID, NUM_RESERVED_IDS, FeatureSpec, Field
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -101,9 +101,10 @@ class FeatureTransform(keras.layers.Layer):
 
 
 def bucket_tokens(values: tf.Tensor) -> tf.Tensor:
-    """BARS Criteo bucketization in TF ops, token for token equal to
-    `featnet_tf.features.numeric_token` on the same float32 values."""
+    """`featnet_tf.features.log_square_bucket` in TF ops, as tokens: token for
+    token equal to `featnet_tf.features.numeric_token` on the same float32 values."""
     x = tf.cast(values, tf.float64)
-    safe = tf.where(x > 2.0, x, tf.ones_like(x))
-    bucket = tf.where(x > 2.0, tf.floor(tf.square(tf.math.log(safe))), tf.sign(x) * tf.floor(tf.abs(x)))
+    large = x > LOG_SQUARE_THRESHOLD
+    safe = tf.where(large, x, tf.ones_like(x))
+    bucket = tf.where(large, tf.floor(tf.square(tf.math.log(safe))), tf.sign(x) * tf.floor(tf.abs(x)))
     return tf.strings.as_string(tf.cast(bucket, tf.int64))

@@ -18,10 +18,13 @@ class SoftThreshold(keras.layers.Layer):
     input (where it is kept) and τ.
 
     Args:
-        initial_threshold: initial value of every τ. A large negative value
-            (the default −10, ``sigmoid(−10) ≈ 4.5e-5``) prunes nothing at
-            first and lets pruning grow as training moves τ; values near 0
-            prune from the first step (the paper, §2.3.2).
+        initial_threshold: initial value of every τ. The default −10
+            (``sigmoid(−10) ≈ 4.5e-5``, the paper's literal setting) prunes
+            nothing at first, and Adam moves τ by about its learning rate a
+            step, so pruning only begins once τ has travelled far: within a
+            short run it may never begin (`FeatNet` starts at −3, where
+            ``sigmoid(τ) ≈ 0.047`` prunes from the first steps). Values near 0
+            prune strongly from the first step (the paper, §2.3.2).
         shared_axes: axes of the input (batch axis = 0) along which one τ is
             shared, like `PReLU`'s argument. By default there is one τ per
             element of the input without the batch axis, the paper's
