@@ -3,12 +3,12 @@
 The column-wise twin of `FieldKind.parse_cell` (`featnet_tf.features`): for
 each field kind, a function that takes the text cells of one column of a
 batch and returns the parsed values as one Arrow array, with a mask of the
-rows it could not vouch for. Those rows are not guessed at: the caller
-re-parses them one by one with the kind's own `parse_cell`, which either
-accepts them (a number Python reads and Arrow does not, such as ``" 1"`` or
-``"1_0"``) or gives the exact reason of today's dead letter. A mask that
-flags too much costs speed, never correctness; a value this module accepts
-must be the value `parse_cell` returns, which the tests check cell by cell.
+rows it could not vouch for. Those rows are left null, never guessed at:
+their lines go to the per-row rules (`pipelines.batches` says when and how),
+which accept them (a number Python reads and Arrow does not, such as ``" 1"``
+or ``"1_0"``) or give the exact reason of the dead letter. A mask that flags
+too much costs speed, never correctness; a value this module accepts must be
+the value `parse_cell` returns, which the tests check cell by cell.
 
 Arrow types of the parsed columns (`value_type`): categorical ``string``
 ("" when missing), numeric ``float32`` (null when missing), multi-hot

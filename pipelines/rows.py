@@ -6,6 +6,8 @@ values; the model owns vocabulary lookup and bucketization), or raises
 `BadRowError` with the reason; its splitter (`pipelines.splits`) gives the
 row its split. How a cell of each field kind is parsed, and which vocabulary
 tokens a value has, is the kind's own (`featnet_tf.features.FIELD_KINDS`).
+These are the rules; the pipelines run them on a line only where the column
+parser cannot vouch for it (`pipelines.batches` says when).
 """
 
 from __future__ import annotations
