@@ -127,7 +127,7 @@ def serve_without_model(argv: list[str]) -> None:
         }
 
     Servable.run = zeros
-    sys.exit(server.main(argv))
+    sys.exit(server.serve(server.parse_args(argv)))
 
 
 def load_against(command: list[str], examples: list[bytes], seconds: float, label: str) -> None:

@@ -134,8 +134,9 @@ class Trainer:
         callbacks: extra Keras callbacks for `fit`; they run after the exact
             validation, so ``logs["val_auc"]`` is the epoch's exact AUC.
 
-    Raises `ValueError` (nothing written) for a config or run directory that
-    cannot be used.
+    Seeds Python, NumPy and TensorFlow with ``training.seed`` before it
+    builds the model. Raises `ValueError` (nothing written) for a config or
+    run directory that cannot be used.
     """
 
     def __init__(

@@ -4,8 +4,7 @@ This module owns the exported object (`ServingModule`, its four signatures),
 the next version of an export base (`next_version`; `tfbase.versions` lists them), the
 atomic write of a version (`export_saved_model`) and the servability check
 (`check_all`, which runs `featnet_tf.servability` in a fresh process). It knows
-nothing of runs, configs or training: `featnet_tf.export` (the CLI) and
-`featnet_tf.train` hand it a model.
+nothing of runs, configs or training: `featnet_tf.lifecycle` hands it a model.
 
 An export is written in two steps: `stage_saved_model` writes the complete
 SavedModel into a hidden directory of the export base, which servers and batch

@@ -1,4 +1,4 @@
-"""What `train`, `evaluate` and `export` share: a run directory and its model.
+"""A run directory and its model: what every stage of `featnet_tf.lifecycle` and the commands share.
 
 A run directory holds::
 
@@ -9,12 +9,13 @@ A run directory holds::
     logs/                 TensorBoard
     history.json          per-epoch metrics; its presence means training finished
     metrics.json          test AUC, LogLoss, examples, config hash
-    export.json           the version `train` published ({"path"})
+    export.json           the version the run published ({"path"})
     export/<version>/     SavedModels (unless export.export_base is set; written by
-                          `featnet_tf.export`, which this module does not import)
+                          `featnet_tf.lifecycle`, which this module does not import)
 
-Every JSON and YAML file of a run is written atomically (`featnet_tf.files`),
-so a kill or a full disk never leaves half a file that blocks a resume.
+Every JSON and YAML file of a run is written atomically (`featnet_tf.files`,
+local paths and URLs alike), so a kill or a full disk never leaves half a
+file that blocks a resume.
 
 Training feeds the ranking model with ids: the `FeatureTransform` runs in the
 `tf.data` pipeline (parallel, prefetched, and XLA-compatible for the model);
@@ -194,7 +195,7 @@ def make_strategy(
 
 def learning_rate(training: config_lib.TrainingConfig):
     """Adam's learning rate: a schedule, or a constant (which
-    ``schedule: plateau`` lowers from a callback, see `train.fit`)."""
+    ``schedule: plateau`` lowers from a callback, see `featnet_tf.callbacks`)."""
     if training.schedule == "exponential":
         return keras.optimizers.schedules.ExponentialDecay(
             training.learning_rate, training.decay_steps, training.decay_rate

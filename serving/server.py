@@ -491,7 +491,12 @@ def build_server(args: argparse.Namespace) -> ServerParts:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[server] %(message)s")
-    args = parse_args(argv)
+    return serve(parse_args(argv))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serves until SIGTERM or SIGINT, then stops gracefully; the exit code
+    (2 when the model base path or a port cannot be used, or no version loads in time)."""
     if not os.path.isdir(args.model_base_path):
         print(f"[server] error: the model base path {args.model_base_path} is not a directory", file=sys.stderr)
         return 2
