@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print("== 1/6 synthesize", flush=True)
     synthesize.synthesize_file(raw, args.rows, "criteo", args.seed)
     print("== 2/6 preprocess", flush=True)
-    preprocess.run(["--input", raw, "--format", "criteo", "--output_dir", data_dir, "--runner=DirectRunner"])
+    preprocess.preprocess(preprocess.PreprocessOptions(data_dir, "criteo", input=[raw]))
     print("== 3/6 train → evaluate → export → check", flush=True)
     # The benchmark's recipe, but stopping one epoch without a better
     # validation AUC after the best (patience 1, not 3): on these rows every
@@ -79,14 +79,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # the demo's time.
     demo_flags = (f"training.epochs={args.epochs}", "training.early_stopping_patience=1", f"training.seed={args.seed}")
     recipe = FAIR_RECIPE + demo_flags
-    featnet = experiments.experiment("featnet", assignments=recipe, **{"data.data_dir": data_dir})
-    metrics = Trainer(featnet, run_dir, make_strategy(featnet.training.strategy)).run().metrics
+    metrics = train("featnet", data_dir, run_dir, recipe).metrics
     lr_dir = os.path.join(args.work_dir, "run_lr")
     # Logistic regression converges slowly from Adam 1e-3; 1e-2 gets it there within the cap.
-    lr = experiments.experiment(
-        "lr", assignments=recipe + ("training.learning_rate=0.01",), **{"data.data_dir": data_dir}
-    )
-    lr_metrics = Trainer(lr, lr_dir, make_strategy(lr.training.strategy)).run(export=False).metrics
+    lr_metrics = train("lr", data_dir, lr_dir, recipe + ("training.learning_rate=0.01",), export=False).metrics
     true_labels, true_probabilities = synthesize.split_truth(raw, "test")
     results = {
         "test_auc": metrics["auc"],
@@ -129,9 +125,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     print("== 5/6 batch scoring with Beam", flush=True)
     scores = os.path.join(args.work_dir, "scores", "part")
-    score.run(
-        ["--model", export_base, "--input", test_raw, "--format", "criteo", "--output", scores, "--runner=DirectRunner"]
-    )
+    score.score(score.ScoreOptions(export_base, [test_raw], "criteo", scores))
     frame = pd.concat(pd.read_csv(path) for path in sorted(glob.glob(scores + "*.csv")))
     batch = dict(zip(frame["key"], frame["probability"]))
     difference = max(abs(batch[row.key] - p) for row, p in zip(sample, online))

@@ -84,6 +84,28 @@ class PreprocessResult:
     statistics: dict[str, Any]
 
 
+@dataclasses.dataclass(frozen=True)
+class PreprocessOptions:
+    """What one preprocessing run does: the command's flags, by the same names
+    and defaults (``python -m pipelines.preprocess --help`` says what each is)."""
+
+    output_dir: str
+    format: str
+    input: Sequence[str] | None = None
+    train: Sequence[str] | None = None
+    valid: Sequence[str] | None = None
+    test: Sequence[str] | None = None
+    split_indices: str | None = None
+    spec: str | None = None
+    min_count: int | None = None
+    split_ratios: str = "8,1,1"
+    split_seed: int = 0
+    split_column: str | None = None
+    split_boundaries: str = ""
+    max_bad_fraction: float = 0.01
+    overwrite: bool = False
+
+
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.preprocess",
@@ -204,7 +226,7 @@ def count_data_rows(path: str, header: bool) -> int:
 
 
 def plan_sources(
-    args: argparse.Namespace, spec: FeatureSpec
+    args: PreprocessOptions, spec: FeatureSpec
 ) -> tuple[list[tuple[list[str], RowParser]], dict[str, Any]]:
     """The (patterns, parser) sources and the split provenance of the run;
     every check on the split flags happens here, before anything is written."""
@@ -245,7 +267,16 @@ class TooManyBadRows(RuntimeError):
 
 
 def run(argv: Sequence[str] | None = None) -> PreprocessResult:
+    """The command line's run: its flags, the rest Beam's `PipelineOptions`."""
     args, pipeline_args = parse_args(argv)
+    return preprocess(PreprocessOptions(**vars(args)), pipeline_args)
+
+
+def preprocess(args: PreprocessOptions, pipeline_args: Sequence[str] = ()) -> PreprocessResult:
+    """Runs the pipeline (Beam's DirectRunner unless `pipeline_args` name
+    another) and publishes `args.output_dir` whole, or raises with nothing
+    published: `ValueError` for options that cannot work, `RuntimeError` for
+    an input that fails or more malformed rows than `args.max_bad_fraction`."""
     spec = spec_for_format(args.format, FeatureSpec.load(args.spec) if args.spec else None, args.min_count)
     transforms.check_max_bad_fraction(args.max_bad_fraction)
     staging.check_output_dir(args.output_dir, args.overwrite)

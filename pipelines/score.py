@@ -261,6 +261,23 @@ class ScoreResult:
     rows_dead_lettered: int
 
 
+@dataclasses.dataclass(frozen=True)
+class ScoreOptions:
+    """What one scoring run does: the command's flags, by the same names and
+    defaults (``python -m pipelines.score --help`` says what each is)."""
+
+    model: str
+    input: Sequence[str]
+    format: str
+    output: str
+    spec: str | None = None
+    unlabeled: bool = False
+    key_column: str | None = None
+    output_format: str = "csv"
+    batch_size: int = 1024
+    max_bad_fraction: float = 0.01
+
+
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="python -m pipelines.score", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -283,7 +300,16 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
 
 
 def run(argv: Sequence[str] | None = None) -> ScoreResult:
+    """The command line's run: its flags, the rest Beam's `PipelineOptions`."""
     args, pipeline_args = parse_args(argv)
+    return score(ScoreOptions(**vars(args)), pipeline_args)
+
+
+def score(args: ScoreOptions, pipeline_args: Sequence[str] = ()) -> ScoreResult:
+    """Scores every row (Beam's DirectRunner unless `pipeline_args` name
+    another) and publishes the predictions, or raises with none published:
+    `ValueError` for options that cannot work, `RuntimeError` for an input
+    that fails or more malformed rows than `args.max_bad_fraction`."""
     if args.batch_size <= 0:
         raise ValueError(f"--batch_size must be positive. Received: {args.batch_size}")
     transforms.check_max_bad_fraction(args.max_bad_fraction)

@@ -76,19 +76,7 @@ def prepared_criteo(root: str, rows: int = 3000, seed: int = 5, min_count: int =
     raw = os.path.join(root, "criteo.tsv")
     synthesize.synthesize_file(raw, rows, "criteo", seed)
     output = os.path.join(root, "prep")
-    preprocess.run(
-        [
-            "--input",
-            raw,
-            "--format",
-            "criteo",
-            "--output_dir",
-            output,
-            "--runner=DirectRunner",
-            "--min_count",
-            str(min_count),
-        ]
-    )
+    preprocess.preprocess(preprocess.PreprocessOptions(output, "criteo", input=[raw], min_count=min_count))
     return raw, output
 
 

@@ -143,3 +143,52 @@ def test_no_module_imports_itself_back(graph):
         if name not in state:
             visit(name, [name])
     assert circles == []
+
+
+PROGRAM_MODULES = (
+    "featnet_tf.train",
+    "featnet_tf.evaluate",
+    "featnet_tf.export",
+    "featnet_tf.analyze",
+    "featnet_tf.benchmark",
+    "pipelines.preprocess",
+    "pipelines.score",
+    "pipelines.synthesize",
+    "serving.server",
+    "serving.client",
+    "serving.loadtest",
+)
+
+
+def argv_calls(path: pathlib.Path) -> list[str]:
+    """Calls of another program's ``main(...)`` or ``run(...)`` (its argv entry points) in `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = alias.name
+    return [
+        f"{path.relative_to(ROOT)}:{node.lineno} {aliases[node.func.value.id]}.{node.func.attr}(...)"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("main", "run")
+        and isinstance(node.func.value, ast.Name)
+        and aliases.get(node.func.value.id) in PROGRAM_MODULES
+    ]
+
+
+def test_no_program_composes_another_through_its_argv():
+    """Programs call each other's library functions (`Trainer`, `Benchmark`, `preprocess`, `score`, ...),
+    never another program's argv entry point; only the tests of a command line call its `main`/`run`."""
+    found = [
+        call
+        for package in (*PACKAGES, "benchmarks")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for call in argv_calls(path)
+    ]
+    assert found == []

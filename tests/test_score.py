@@ -27,9 +27,7 @@ BAD_CRITEO = "1\tnot-a-number" + "\t" * 38 + "\n" + "2\t1\t2\n"
 
 def exported(root: str, fmt: str, sample: str) -> str:
     data_dir = os.path.join(root, "prep")
-    preprocess.run(
-        ["--input", os.path.join(SAMPLES, sample), "--format", fmt, "--output_dir", data_dir, "--runner=DirectRunner"]
-    )
+    preprocess.preprocess(preprocess.PreprocessOptions(data_dir, fmt, input=[os.path.join(SAMPLES, sample)]))
     run = tiny_trained_run(data_dir, os.path.join(root, "run"), steps=10)
     path = lifecycle.export_run(run, os.path.join(root, "export")).path
     return path
