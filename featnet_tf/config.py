@@ -113,6 +113,9 @@ class TrainingConfig:
         min_learning_rate: the plateau schedule's floor.
         early_stopping_patience: epochs without a better (exact) validation
             AUC before stopping; the best weights are restored.
+        global_clipnorm: clip the gradients to this global norm before each
+            update (None: no clipping). FuxiCTR's `max_gradient_norm`, 10 in
+            BARS' configs.
         steps_per_epoch: steps per epoch (None: one pass over train).
         validation_steps: validation batches per epoch (None: all).
         backup_every_steps: steps between `BackupAndRestore` backups; a
@@ -137,6 +140,7 @@ class TrainingConfig:
     plateau_patience: int = 1
     min_learning_rate: float = 1e-6
     early_stopping_patience: int = 2
+    global_clipnorm: float | None = None
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
     backup_every_steps: int = 200
@@ -307,7 +311,7 @@ def validate(config: ExperimentConfig) -> None:
             f"`training.backup_every_steps` ({config.training.backup_every_steps}) must be a multiple of "
             f"`training.steps_per_execution` ({config.training.steps_per_execution}): backups are taken between calls"
         )
-    for key in ("steps_per_epoch", "validation_steps"):
+    for key in ("steps_per_epoch", "validation_steps", "global_clipnorm"):
         value = getattr(config.training, key)
         if value is not None and value <= 0:
             raise ValueError(f"`training.{key}` must be positive or null. Received: training.{key}={value}")

@@ -109,11 +109,12 @@ class LazyAdam(FusedAdam):
         variable.scatter_sub(tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
 
 
-def build_optimizer(name: str, learning_rate) -> keras.optimizers.Optimizer:
+def build_optimizer(name: str, learning_rate, global_clipnorm: float | None = None) -> keras.optimizers.Optimizer:
     """``adam`` (`FusedAdam`: Adam, exactly) or ``lazy_adam`` (`LazyAdam`), at
-    `learning_rate` (a float or a schedule)."""
+    `learning_rate` (a float or a schedule), the gradients clipped to
+    `global_clipnorm` (Keras' own clipping, before the update) when given."""
     if name == "adam":
-        return FusedAdam(learning_rate)
+        return FusedAdam(learning_rate, global_clipnorm=global_clipnorm)
     if name == "lazy_adam":
-        return LazyAdam(learning_rate)
+        return LazyAdam(learning_rate, global_clipnorm=global_clipnorm)
     raise ValueError(f"Unknown optimizer {name!r}. Expected one of {OPTIMIZERS}.")

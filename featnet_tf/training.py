@@ -219,7 +219,9 @@ def build_run(config: config_lib.ExperimentConfig, run_dir: str, strategy: tf.di
         sample, _ = next(iter(make_dataset(config.data.data_dir, "valid", 2, spec=spec, shuffle=False)))
         ranker(transform(sample))  # creates the variables under the strategy
         ranker.compile(
-            optimizer=build_optimizer(config.training.optimizer, learning_rate(config.training)),
+            optimizer=build_optimizer(
+                config.training.optimizer, learning_rate(config.training), config.training.global_clipnorm
+            ),
             loss=keras.losses.BinaryCrossentropy(from_logits=True),
             metrics=[
                 keras.metrics.AUC(from_logits=True, name="auc"),

@@ -23,6 +23,8 @@ class AFN(EmbeddingModel):
         hidden_units: the MLP after the transformation. Default ``(400, 400, 400)``.
         dropout: MLP dropout.
         ensemble_units: the DNN of AFN+ (empty: plain AFN).
+        batch_norm_momentum: the momentum of the MLP's batch normalisation
+            (see `MLP`). Default 0.99.
 
     References:
         Cheng, Shen and Huang, "Adaptive Factorization Network: Learning
@@ -38,13 +40,17 @@ class AFN(EmbeddingModel):
         hidden_units: Sequence[int] = (400, 400, 400),
         dropout: float = 0.0,
         ensemble_units: Sequence[int] = (),
+        batch_norm_momentum: float = 0.99,
         **kwargs,
     ) -> None:
         super().__init__(feature_spec, embedding_dim, embeddings_regularizer, **kwargs)
         self.num_neurons, self.hidden_units, self.dropout = int(num_neurons), tuple(hidden_units), float(dropout)
         self.ensemble_units = tuple(ensemble_units)
         self.logarithmic = LogarithmicTransformation(self.num_neurons, name="logarithmic")
-        self.mlp = deep_tower(self.hidden_units, self.dropout, True, name="mlp")
+        self.batch_norm_momentum = float(batch_norm_momentum)
+        self.mlp = deep_tower(
+            self.hidden_units, self.dropout, True, name="mlp", batch_norm_momentum=batch_norm_momentum
+        )
         self.ensemble = (
             deep_tower(self.ensemble_units, self.dropout, False, name="ensemble") if self.ensemble_units else None
         )
@@ -63,6 +69,7 @@ class AFN(EmbeddingModel):
             "hidden_units": list(self.hidden_units),
             "dropout": self.dropout,
             "ensemble_units": list(self.ensemble_units),
+            "batch_norm_momentum": self.batch_norm_momentum,
         }
 
 

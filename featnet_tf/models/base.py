@@ -97,8 +97,9 @@ class LinearTerm(keras.layers.Layer):
         return config
 
 
-def deep_tower(hidden_units, dropout: float, use_batch_norm: bool, name: str) -> keras.Sequential:
+def deep_tower(
+    hidden_units, dropout: float, use_batch_norm: bool, name: str, batch_norm_momentum: float = 0.99
+) -> keras.Sequential:
     """An MLP followed by the logit unit."""
-    return keras.Sequential(
-        [MLP(hidden_units, dropout=dropout, use_batch_norm=use_batch_norm), keras.layers.Dense(1)], name=name
-    )
+    mlp = MLP(hidden_units, dropout=dropout, use_batch_norm=use_batch_norm, batch_norm_momentum=batch_norm_momentum)
+    return keras.Sequential([mlp, keras.layers.Dense(1)], name=name)

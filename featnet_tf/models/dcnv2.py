@@ -26,6 +26,8 @@ class DCNv2(EmbeddingModel):
         structure: `stacked` or `parallel`. Default `parallel`.
         hidden_units: the DNN. Default ``(400, 400, 400)``.
         dropout: DNN dropout.
+        use_batch_norm: batch normalisation in the DNN (BARS' DCNv2 configs use it).
+        batch_norm_momentum: its moving statistics' momentum (see `MLP`). Default 0.99.
 
     References:
         Wang et al., "DCN V2: Improved Deep & Cross Network and Practical
@@ -42,6 +44,8 @@ class DCNv2(EmbeddingModel):
         structure: str = "parallel",
         hidden_units: Sequence[int] = (400, 400, 400),
         dropout: float = 0.0,
+        use_batch_norm: bool = False,
+        batch_norm_momentum: float = 0.99,
         **kwargs,
     ) -> None:
         super().__init__(feature_spec, embedding_dim, embeddings_regularizer, **kwargs)
@@ -55,7 +59,14 @@ class DCNv2(EmbeddingModel):
             tfrs.layers.dcn.Cross(projection_dim=projection_dim, kernel_initializer="glorot_uniform", name=f"cross_{i}")
             for i in range(self.num_cross_layers)
         ]
-        self.dnn = MLP(self.hidden_units, dropout=self.dropout, name="dnn")
+        self.use_batch_norm, self.batch_norm_momentum = bool(use_batch_norm), float(batch_norm_momentum)
+        self.dnn = MLP(
+            self.hidden_units,
+            dropout=self.dropout,
+            use_batch_norm=self.use_batch_norm,
+            batch_norm_momentum=self.batch_norm_momentum,
+            name="dnn",
+        )
         self.logit = keras.layers.Dense(1, name="logit")
 
     def call(self, inputs, training=None) -> tf.Tensor:
@@ -74,4 +85,6 @@ class DCNv2(EmbeddingModel):
             "structure": self.structure,
             "hidden_units": list(self.hidden_units),
             "dropout": self.dropout,
+            "use_batch_norm": self.use_batch_norm,
+            "batch_norm_momentum": self.batch_norm_momentum,
         }

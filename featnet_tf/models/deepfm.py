@@ -22,6 +22,7 @@ class DeepFM(EmbeddingModel):
         hidden_units: the DNN. Default ``(400, 400, 400)`` (the paper's).
         dropout: DNN dropout. Default 0.5 (the paper's).
         use_batch_norm: batch normalisation in the DNN.
+        batch_norm_momentum: its moving statistics' momentum (see `MLP`). Default 0.99.
 
     References:
         Guo et al., "DeepFM: A Factorization-Machine based Neural Network for
@@ -36,13 +37,17 @@ class DeepFM(EmbeddingModel):
         hidden_units: Sequence[int] = (400, 400, 400),
         dropout: float = 0.5,
         use_batch_norm: bool = False,
+        batch_norm_momentum: float = 0.99,
         **kwargs,
     ) -> None:
         super().__init__(feature_spec, embedding_dim, embeddings_regularizer, **kwargs)
         self.hidden_units, self.dropout, self.use_batch_norm = tuple(hidden_units), float(dropout), bool(use_batch_norm)
         self.linear = LinearTerm(self.feature_spec, name="linear")
         self.fm = FactorizationMachine(name="fm")
-        self.dnn = deep_tower(self.hidden_units, self.dropout, self.use_batch_norm, name="dnn")
+        self.batch_norm_momentum = float(batch_norm_momentum)
+        self.dnn = deep_tower(
+            self.hidden_units, self.dropout, self.use_batch_norm, name="dnn", batch_norm_momentum=batch_norm_momentum
+        )
 
     def call(self, inputs, training=None) -> tf.Tensor:
         embeddings = self.field_embedding(inputs)
@@ -50,4 +55,9 @@ class DeepFM(EmbeddingModel):
         return self.linear(inputs) + self.fm(embeddings) + self.dnn(flat, training=training)
 
     def _config(self):
-        return {"hidden_units": list(self.hidden_units), "dropout": self.dropout, "use_batch_norm": self.use_batch_norm}
+        return {
+            "hidden_units": list(self.hidden_units),
+            "dropout": self.dropout,
+            "use_batch_norm": self.use_batch_norm,
+            "batch_norm_momentum": self.batch_norm_momentum,
+        }

@@ -81,6 +81,7 @@ class FeatNetDesign:
             at any scale.
         dnn_batch_norm: batch-normalise the hidden layers of the DNN beside
             the towers (as AFN's MLP).
+        dnn_batch_norm_momentum: that batch normalisation's momentum (see `MLP`).
         use_linear: a first-order term ``w_0 + Σ w(x_i)`` added to the logit.
         field_gating: ``None``, or ``"senet"``: every field vector re-weighted,
             per row, by a SENET gate on the raw embeddings (`SqueezeExcitation`
@@ -95,6 +96,7 @@ class FeatNetDesign:
     normalize_tower_inputs: bool = True
     normalize_embeddings: bool = True
     dnn_batch_norm: bool = True
+    dnn_batch_norm_momentum: float = 0.99
     use_linear: bool = False
     field_gating: str | None = None
 
@@ -210,7 +212,15 @@ class FeatNet(EmbeddingModel):
             self.tower_units, dropout=dropout, normalize_inputs=design.normalize_tower_inputs, name="towers"
         )
         self.output_layer = keras.layers.Dense(1, name="logit")
-        self.dnn = deep_tower(self.dnn_units, self.dropout, design.dnn_batch_norm, name="dnn") if dnn_units else None
+        self.dnn = None
+        if dnn_units:
+            self.dnn = deep_tower(
+                self.dnn_units,
+                self.dropout,
+                design.dnn_batch_norm,
+                name="dnn",
+                batch_norm_momentum=design.dnn_batch_norm_momentum,
+            )
         self.linear = LinearTerm(self.feature_spec, name="linear") if design.use_linear else None
         self.field_gate = (
             SqueezeExcitation(excitation="sigmoid", name="field_gate") if design.field_gating == "senet" else None

@@ -31,7 +31,8 @@ class FeatNetVariant(FeatNet):
         feature_spec: the inputs (a `FeatureSpec` or its dict).
         readout, scale_scores, use_value_projection, use_layer_norm,
         normalize_tower_inputs, normalize_embeddings, dnn_batch_norm,
-        use_linear, field_gating: see `FeatNetDesign`; the defaults are
+        dnn_batch_norm_momentum, use_linear, field_gating: see
+            `FeatNetDesign`; the defaults are
             `FeatNet`'s.
         **featnet_arguments: `FeatNet`'s arguments.
 
@@ -49,6 +50,7 @@ class FeatNetVariant(FeatNet):
         normalize_tower_inputs: bool = FeatNetDesign.normalize_tower_inputs,
         normalize_embeddings: bool = FeatNetDesign.normalize_embeddings,
         dnn_batch_norm: bool = FeatNetDesign.dnn_batch_norm,
+        dnn_batch_norm_momentum: float = FeatNetDesign.dnn_batch_norm_momentum,
         use_linear: bool = FeatNetDesign.use_linear,
         field_gating: str | None = FeatNetDesign.field_gating,
         **featnet_arguments: Any,
@@ -62,6 +64,7 @@ class FeatNetVariant(FeatNet):
             normalize_tower_inputs=bool(normalize_tower_inputs),
             normalize_embeddings=bool(normalize_embeddings),
             dnn_batch_norm=bool(dnn_batch_norm),
+            dnn_batch_norm_momentum=float(dnn_batch_norm_momentum),
             use_linear=bool(use_linear),
             field_gating=field_gating,
         )
