@@ -132,6 +132,26 @@ def test_dropout_and_embedding_l2_reach_every_model_with_a_dnn(name):
     ] == pytest.approx(1e-5)
 
 
+@pytest.mark.parametrize(
+    "name, setting",
+    [
+        ("deepfm", {"use_batch_norm": True, "batch_norm_momentum": 0.9}),
+        ("dcnv2", {"use_batch_norm": True, "batch_norm_momentum": 0.9}),
+        ("afn", {"batch_norm_momentum": 0.9}),
+        ("featnet_variant", {"dnn_batch_norm_momentum": 0.9}),
+    ],
+)
+def test_batch_norm_momentum_reaches_every_batch_normalised_dnn(name, setting):
+    config = experiments.resolve(
+        config_lib.ExperimentConfig(), {"model.name": name, "model.params": {**SMALL[name], **setting}}
+    )
+    model = build_model(name, spec_with(3), **config.model.model_kwargs())
+    model({field: np.zeros(4, np.int64) for field in spec_with(3).names})
+    batch_norms = [layer for layer in model.submodules if isinstance(layer, keras.layers.BatchNormalization)]
+    dnn_batch_norms = [layer for layer in batch_norms if "batch_norm_" in layer.name]  # the MLPs' own
+    assert dnn_batch_norms and {layer.momentum for layer in dnn_batch_norms} == {0.9}
+
+
 def test_an_option_a_model_does_not_take_is_an_error_naming_both():
     with pytest.raises(ValueError, match=r"Model 'lr' takes no argument \['dropout'\] \(model.dropout\)"):
         experiments.resolve(config_lib.ExperimentConfig(), {"model.name": "lr", "model.dropout": 0.2})

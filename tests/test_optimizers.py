@@ -98,3 +98,28 @@ def test_fused_adam_refuses_the_options_it_does_not_compute():
     for option in ("amsgrad", "adaptive_epsilon"):
         with pytest.raises(ValueError, match=option):
             FusedAdam(1e-3, **{option: True})
+
+
+@pytest.mark.parametrize("optimizer_name", ["adam", "lazy_adam"])
+def test_global_clipnorm_clips_the_gradient_before_the_update(optimizer_name):
+    """A gradient of norm 500 clipped to 5 moves the weights exactly as the gradient scaled to norm 5 does
+    (the second step: Adam's first step is blind to the gradient's scale)."""
+    clipped, scaled = tf.Variable([0.0, 0.0]), tf.Variable([0.0, 0.0])
+    with_clipping = build_optimizer(optimizer_name, 0.1, global_clipnorm=5.0)
+    without = build_optimizer(optimizer_name, 0.1)
+    for gradient_clipped, gradient_scaled in (([1.0, 1.0], [1.0, 1.0]), ([300.0, 400.0], [3.0, 4.0])):
+        with_clipping.apply_gradients([(tf.constant(gradient_clipped), clipped)])
+        without.apply_gradients([(tf.constant(gradient_scaled), scaled)])
+    np.testing.assert_allclose(clipped.numpy(), scaled.numpy(), rtol=1e-6)
+    unclipped = tf.Variable([0.0, 0.0])
+    plain = build_optimizer(optimizer_name, 0.1)
+    for gradient in ([1.0, 1.0], [300.0, 400.0]):
+        plain.apply_gradients([(tf.constant(gradient), unclipped)])
+    assert not np.allclose(unclipped.numpy(), clipped.numpy()), "the clipping changed nothing"
+
+
+def test_the_config_sets_gradient_clipping_and_rejects_a_non_positive_norm():
+    assert experiments.experiment("deepfm", assignments=["training.global_clipnorm=10"]).training.global_clipnorm == 10
+    assert experiments.experiment("deepfm").training.global_clipnorm is None
+    with pytest.raises(ValueError, match="training.global_clipnorm=0"):
+        experiments.experiment("deepfm", assignments=["training.global_clipnorm=0"])

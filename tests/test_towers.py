@@ -45,11 +45,27 @@ def test_invalid_arguments_are_named():
         SubsetTowers((0,))
     with pytest.raises(ValueError, match="dropout=1.5"):
         MLP((4,), dropout=1.5)
+    with pytest.raises(ValueError, match="batch_norm_momentum=1.0"):
+        MLP((4,), use_batch_norm=True, batch_norm_momentum=1.0)
 
 
 def test_serialization_round_trips():
     run_serialization_test(SubsetTowers((4, 2), dropout=0.1), tf.random.normal([2, 3, 5]))
     run_serialization_test(MLP((4, 2), dropout=0.1, use_batch_norm=True), tf.random.normal([2, 5]))
+    rebuilt = run_serialization_test(
+        MLP((4, 2), use_batch_norm=True, batch_norm_momentum=0.9), tf.random.normal([2, 5])
+    )
+    assert [block[1].momentum for block in rebuilt.blocks] == [0.9, 0.9]
+
+
+def test_batch_norm_momentum_sets_how_fast_the_moving_statistics_follow_the_batches():
+    """After one training step on a batch of mean 10, the moving mean is (1 − momentum)·10 of the way there."""
+    inputs = tf.fill([16, 3], 10.0)
+    for momentum in (0.99, 0.9):
+        mlp = MLP((3,), use_batch_norm=True, batch_norm_momentum=momentum, kernel_initializer="identity")
+        mlp(inputs, training=True)
+        moving_mean = mlp.blocks[0][1].moving_mean.numpy()
+        np.testing.assert_allclose(moving_mean, (1 - momentum) * 10.0, rtol=1e-5)
 
 
 def test_standardize_has_the_gradient_of_its_moments():
