@@ -27,7 +27,9 @@ class DCNv2(EmbeddingModel):
         hidden_units: the DNN. Default ``(400, 400, 400)``.
         dropout: DNN dropout.
         use_batch_norm: batch normalisation in the DNN (BARS' DCNv2 configs use it).
-        batch_norm_momentum: its moving statistics' momentum (see `MLP`). Default 0.99.
+        batch_norm_momentum: its moving statistics' momentum (see `MLP`).
+            Default 0.9 (PyTorch's, as BARS runs DCNv2): with Keras' 0.99 the
+            batch-normalised DNN collapses under BARS' recipe (BENCHMARKS.md).
 
     References:
         Wang et al., "DCN V2: Improved Deep & Cross Network and Practical
@@ -45,7 +47,7 @@ class DCNv2(EmbeddingModel):
         hidden_units: Sequence[int] = (400, 400, 400),
         dropout: float = 0.0,
         use_batch_norm: bool = False,
-        batch_norm_momentum: float = 0.99,
+        batch_norm_momentum: float = 0.9,
         **kwargs,
     ) -> None:
         super().__init__(feature_spec, embedding_dim, embeddings_regularizer, **kwargs)

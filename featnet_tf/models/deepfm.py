@@ -22,7 +22,9 @@ class DeepFM(EmbeddingModel):
         hidden_units: the DNN. Default ``(400, 400, 400)`` (the paper's).
         dropout: DNN dropout. Default 0.5 (the paper's).
         use_batch_norm: batch normalisation in the DNN.
-        batch_norm_momentum: its moving statistics' momentum (see `MLP`). Default 0.99.
+        batch_norm_momentum: its moving statistics' momentum (see `MLP`).
+            Default 0.9 (PyTorch's, as BARS runs DeepFM): with Keras' 0.99 the
+            batch-normalised DNN collapses under BARS' recipe (BENCHMARKS.md).
 
     References:
         Guo et al., "DeepFM: A Factorization-Machine based Neural Network for
@@ -37,7 +39,7 @@ class DeepFM(EmbeddingModel):
         hidden_units: Sequence[int] = (400, 400, 400),
         dropout: float = 0.5,
         use_batch_norm: bool = False,
-        batch_norm_momentum: float = 0.99,
+        batch_norm_momentum: float = 0.9,
         **kwargs,
     ) -> None:
         super().__init__(feature_spec, embedding_dim, embeddings_regularizer, **kwargs)
