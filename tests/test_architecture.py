@@ -53,7 +53,7 @@ def imports_of(name: str, path: pathlib.Path, modules: dict[str, pathlib.Path]) 
 # The README's floor table, lowest first.
 FLOORS = ("tensorflow floor", "ground floor", "library", "pipeline steps", "commands", "applications")
 GROUND_FLOOR = tuple(f"featnet_tf{module}" for module in ("", ".features", ".files", ".prepared_data", ".config"))
-COMMANDS = ("train", "evaluate", "export", "analyze", "benchmark", "scaling", "synthetic", "servability")
+COMMANDS = ("train", "evaluate", "export", "analyze", "benchmark", "scaling", "synthetic", "servability", "tune")
 PIPELINE_PROGRAMS = ("pipelines.preprocess", "pipelines.score", "pipelines.synthesize")
 
 
@@ -151,6 +151,7 @@ PROGRAM_MODULES = (
     "featnet_tf.export",
     "featnet_tf.analyze",
     "featnet_tf.benchmark",
+    "featnet_tf.tune",
     "pipelines.preprocess",
     "pipelines.score",
     "pipelines.synthesize",

@@ -35,6 +35,10 @@ class RegisteredModel:
     model_class: type
     presets: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     forwards_to: type | None = None  # the class whose arguments `model_class`'s **kwargs take
+    # What `featnet_tf.tune` searches of this model's own arguments, beside every model's
+    # (`featnet_tf.tuning.COMMON_SPACE`): argument → ("log", low, high) | ("float", low, high)
+    # | ("int", low, high) | ("choice", (values...)).
+    search_space: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
 
     def arguments(self) -> dict[str, Any]:
         """Every constructor argument but the spec and the embedding options,
@@ -54,20 +58,49 @@ class RegisteredModel:
         return self.model_class(feature_spec, **{**self.presets, **kwargs})
 
 
+DNN_WIDTHS = ("choice", ((400, 400, 400), (400, 400), (256, 256, 256), (1024, 512, 256)))
+FEATNET_SPACE = {
+    "num_subsets": ("int", 2, 12),
+    "num_queries": ("choice", (4, 8, 16, 32)),
+    "expand_ratio": ("choice", (2, 4, 8)),
+    "tower_units": ("choice", ((128, 128, 128), (64, 64, 64), (256, 256))),
+    "fsgn_initial_threshold": ("float", -6.0, -1.0),
+    "sapn_initial_threshold": ("float", -6.0, -1.0),
+    "dropout": ("float", 0.0, 0.5),
+}
 MODELS: dict[str, RegisteredModel] = {
-    "featnet": RegisteredModel(FeatNet),
-    "featnet_variant": RegisteredModel(FeatNetVariant, forwards_to=FeatNet),
+    "featnet": RegisteredModel(FeatNet, search_space=FEATNET_SPACE),
+    "featnet_variant": RegisteredModel(FeatNetVariant, forwards_to=FeatNet, search_space=FEATNET_SPACE),
     "featnet_eq13": RegisteredModel(FeatNetVariant, FEATNET_EQ13, forwards_to=FeatNet),
     "lr": RegisteredModel(LogisticRegression),
     "fm": RegisteredModel(FM),
-    "deepfm": RegisteredModel(DeepFM),
-    "xdeepfm": RegisteredModel(XDeepFM),
+    "deepfm": RegisteredModel(
+        DeepFM,
+        search_space={
+            "hidden_units": DNN_WIDTHS,
+            "dropout": ("float", 0.0, 0.5),
+            "use_batch_norm": ("choice", (False, True)),
+        },
+    ),
+    "xdeepfm": RegisteredModel(XDeepFM, search_space={"hidden_units": DNN_WIDTHS, "dropout": ("float", 0.0, 0.5)}),
     "autoint": RegisteredModel(AutoInt),
-    "autoint_plus": RegisteredModel(AutoInt, AUTOINT_PLUS),
+    "autoint_plus": RegisteredModel(
+        AutoInt, AUTOINT_PLUS, search_space={"hidden_units": DNN_WIDTHS, "dropout": ("float", 0.0, 0.5)}
+    ),
     "afn": RegisteredModel(AFN),
-    "afn_plus": RegisteredModel(AFN, AFN_PLUS),
-    "fibinet": RegisteredModel(FiBiNET),
-    "dcnv2": RegisteredModel(DCNv2),
+    "afn_plus": RegisteredModel(
+        AFN, AFN_PLUS, search_space={"num_neurons": ("choice", (200, 400, 800)), "dropout": ("float", 0.0, 0.5)}
+    ),
+    "fibinet": RegisteredModel(FiBiNET, search_space={"hidden_units": DNN_WIDTHS, "dropout": ("float", 0.0, 0.5)}),
+    "dcnv2": RegisteredModel(
+        DCNv2,
+        search_space={
+            "num_cross_layers": ("int", 2, 5),
+            "hidden_units": DNN_WIDTHS,
+            "dropout": ("float", 0.0, 0.5),
+            "use_batch_norm": ("choice", (False, True)),
+        },
+    ),
 }
 
 
