@@ -1,6 +1,6 @@
 """`python -m featnet_tf.tune`: search a model's recipe on validation data.
 
-    python -m featnet_tf.tune --experiment deepfm_frappe --data_dir /tmp/frappe_prep \
+    python -m featnet_tf.tune --model deepfm --dataset frappe --data_dir /tmp/frappe_prep \
         --output_dir tune/deepfm --trials 20 [--set training.epochs=30] [--pruner median]
 
 Argument parsing and one call to `featnet_tf.tuning.Tuner.run`: Optuna
@@ -22,7 +22,9 @@ from featnet_tf import experiments, tuning
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m featnet_tf.tune", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--experiment", required=True, help=f"one of {sorted(experiments.EXPERIMENTS)}")
+    parser.add_argument("--model", help="a registered model: tunes its experiment on --dataset")
+    parser.add_argument("--dataset", choices=("criteo", "avazu", "frappe"), default="criteo")
+    parser.add_argument("--experiment", help=f"instead of --model: one of {sorted(experiments.EXPERIMENTS)}")
     parser.add_argument("--data_dir", required=True, help="a pipelines.preprocess output directory")
     parser.add_argument("--output_dir", required=True, help="study.db, trials/<n>/, best.yaml")
     parser.add_argument("--trials", type=int, default=20, help="finished trials (complete or pruned) to reach")
@@ -35,10 +37,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.trials <= 0:
-        print(f"[tune] error: --trials must be positive. Received: {args.trials}", file=sys.stderr)
+    if args.trials <= 0 or bool(args.model) == bool(args.experiment):
+        print(f"[tune] error: give --model or --experiment, and --trials > 0 (got {args.trials})", file=sys.stderr)
         return 2
-    tuner = tuning.Tuner(args.experiment, args.data_dir, args.output_dir, args.set, args.config, args.pruner, args.seed)
+    experiment = args.experiment or experiments.experiment_for(args.model, args.dataset)
+    tuner = tuning.Tuner(experiment, args.data_dir, args.output_dir, args.set, args.config, args.pruner, args.seed)
     try:
         tuner.run(args.trials)
     except ValueError as error:

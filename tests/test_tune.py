@@ -63,7 +63,7 @@ def test_every_registered_models_space_samples_values_its_config_takes():
 
 @pytest.mark.large
 def test_a_killed_tuner_goes_on_from_its_study(criteo_data, tmp_path):
-    command = [sys.executable, "-m", "featnet_tf.tune", "--experiment", "lr", "--data_dir", criteo_data]
+    command = [sys.executable, "-m", "featnet_tf.tune", "--model", "lr", "--data_dir", criteo_data]
     command += ["--output_dir", str(tmp_path), "--trials", "3", "--set", "training.epochs=2"]
     first = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 240
