@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from typing import Any, Mapping, Sequence
 
 import optuna
@@ -121,11 +122,13 @@ class Tuner:
     def study(self) -> optuna.Study:
         """The study, created or loaded from ``study.db``; trials a killed tuner left running are marked failed."""
         os.makedirs(self.output_dir, exist_ok=True)
-        storage = optuna.storages.RDBStorage(
-            f"sqlite:///{os.path.abspath(os.path.join(self.output_dir, STUDY_FILE))}",
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=2 * HEARTBEAT_SECONDS,
-        )
+        with warnings.catch_warnings():  # the heartbeat is Optuna's "experimental" way of finding killed trials
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                f"sqlite:///{os.path.abspath(os.path.join(self.output_dir, STUDY_FILE))}",
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=2 * HEARTBEAT_SECONDS,
+            )
         study = optuna.create_study(
             study_name=self.experiment,
             storage=storage,
