@@ -72,9 +72,12 @@ def inference_speed(run: training.Run, batch_size: int, calls: int) -> float:
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
     """Table 3 on one prepared dataset: every (model, grid point, seed) cell
-    trained with `FAIR_RECIPE` (then `overrides`, a YAML file's first) and
-    measured; `run` writes the outputs the module docstring lists and returns
-    the cells. What `python -m featnet_tf.benchmark` and the ablation run."""
+    trained with `FAIR_RECIPE` (a YAML file's overrides first), then the
+    model's tuned recipe when `tuned_dir` is given (``<tuned_dir>/<model>/
+    best.yaml``, what `python -m featnet_tf.tune --output_dir <tuned_dir>/
+    <model>` writes), then `overrides`, and measured; `run` writes the outputs
+    the module docstring lists and returns the cells. What `python -m
+    featnet_tf.benchmark` and the ablation run."""
 
     data_dir: str
     output_dir: str
@@ -85,6 +88,7 @@ class Benchmark:
     config_file: str | None = None
     grid: Sequence[dict[str, Any]] = ({},)  # settings per cell group, e.g. {"model.num_subsets": 5}
     title: str | None = None
+    tuned_dir: str | None = None
 
     def run(self, sweeps: dict[str, tuple] | None = None) -> list[dict[str, Any]]:
         """Every cell (finished ones read back), one line each; then
@@ -110,11 +114,19 @@ class Benchmark:
         return cells
 
     def cell_config(self, model: str, seed: int, grid_point: dict[str, Any]) -> config_lib.ExperimentConfig:
-        flags = [*FAIR_RECIPE, *self.overrides, f"training.seed={seed}"]
-        flags += [f"{key}={value}" for key, value in grid_point.items()]
         experiment = experiments.experiment_for(model, self.dataset)
-        overrides = {"data.data_dir": self.data_dir, "training.strategy": "one_device"}
-        return experiments.experiment(experiment, self.config_file, flags, **overrides)
+        fixed = {"data.data_dir": self.data_dir, "training.strategy": "one_device"}
+        config = experiments.experiment(experiment, self.config_file, FAIR_RECIPE, **fixed)
+        if self.tuned_dir:
+            config = experiments.resolve(config, config_lib.load_yaml(self.tuned_recipe(model)))
+        flags = [*self.overrides, f"training.seed={seed}", *(f"{key}={value}" for key, value in grid_point.items())]
+        return experiments.resolve(config, {**config_lib.parse_set_flags(flags), **fixed})
+
+    def tuned_recipe(self, model: str) -> str:
+        path = os.path.join(self.tuned_dir, model, "best.yaml")
+        if not tf.io.gfile.exists(path):
+            raise ValueError(f"--recipe tuned:{self.tuned_dir} has no recipe for {model}: {path} does not exist")
+        return path
 
     def run_cell(self, model: str, seed: int, grid_point: dict[str, Any]) -> dict[str, Any]:
         """One cell: trained (or resumed) without export, then measured; ``cell.json`` beside its run."""
@@ -309,6 +321,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--grid", action="store_true", help="every model over the paper's grid: D ∈ {8,16,32} × lr ∈ {1e-1..1e-4}"
     )
     parser.add_argument("--title", help="title of the table and chart")
+    parser.add_argument(
+        "--recipe",
+        default="fair",
+        metavar="fair|tuned:DIR",
+        help="fair: FAIR_RECIPE for every model; tuned:DIR: each model's DIR/<model>/best.yaml on top of it",
+    )
     return parser.parse_args(argv)
 
 
@@ -335,9 +353,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         grid = [dict(zip(experiments.GRID, values)) for values in itertools.product(*experiments.GRID.values())]
     if sweeps:
         grid = [dict(zip(sweeps, values)) for values in itertools.product(*sweeps.values())]
-    Benchmark(
-        args.data_dir, args.output_dir, models, args.dataset, args.seeds, args.set, args.config, grid, args.title
-    ).run(sweeps)
+    recipe, _, tuned_dir = args.recipe.partition(":")
+    if recipe not in ("fair", "tuned") or (recipe == "tuned") != bool(tuned_dir):
+        print(f"[benchmark] error: --recipe takes fair or tuned:DIR. Received: {args.recipe!r}", file=sys.stderr)
+        return 2
+    try:
+        Benchmark(
+            args.data_dir,
+            args.output_dir,
+            models,
+            args.dataset,
+            args.seeds,
+            args.set,
+            args.config,
+            grid,
+            args.title,
+            tuned_dir or None,
+        ).run(sweeps)
+    except ValueError as error:
+        print(f"[benchmark] error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -81,3 +81,25 @@ def test_every_cell_gets_the_fair_recipe_and_the_set_flags_win(data_dir, tmp_pat
 
 def test_growth_exponent_recovers_a_power_law():
     assert growth_exponent([10, 20, 40, 80], [3 * m**2 for m in (10, 20, 40, 80)]) == pytest.approx(2.0)
+
+
+def test_a_tuned_recipe_sits_between_the_fair_recipe_and_the_set_flags(data_dir, tmp_path):
+    (tmp_path / "tuned" / "deepfm").mkdir(parents=True)
+    (tmp_path / "tuned" / "deepfm" / "best.yaml").write_text(
+        "training: {learning_rate: 0.02}\nmodel: {use_batch_norm: true, dropout: 0.1}\ndata: {batch_size: 2048}\n"
+    )
+    table3 = benchmark.Benchmark(
+        data_dir, str(tmp_path / "out"), ["deepfm"], overrides=("model.dropout=0.3",), tuned_dir=str(tmp_path / "tuned")
+    )
+    config = table3.cell_config("deepfm", 1, {})
+    assert (config.training.learning_rate, config.data.batch_size, config.model.params["use_batch_norm"]) == (
+        0.02,
+        2048,
+        True,
+    ), "the tuned recipe replaces the fair one"
+    assert config.model.params["dropout"] == 0.3 and config.training.seed == 1, "--set flags win"
+    assert config.training.schedule == "plateau", "what the tuned recipe leaves is the fair recipe's"
+    with pytest.raises(ValueError, match="has no recipe for lr"):
+        benchmark.Benchmark(data_dir, str(tmp_path / "out"), ["lr"], tuned_dir=str(tmp_path / "tuned")).cell_config(
+            "lr", 0, {}
+        )
