@@ -11,7 +11,6 @@ they see the exact validation AUC of each epoch.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Sequence
 
@@ -121,17 +120,14 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def __init__(self, run: training.Run) -> None:
         self.info_path = run.path(training.BEST_INFO)
-        best = None
-        if tf.io.gfile.exists(self.info_path):
-            with tf.io.gfile.GFile(self.info_path) as stream:
-                best = json.load(stream)["val_auc"]
+        best = training.best_info(run)
         super().__init__(
             run.path(training.BEST_WEIGHTS),
             monitor="val_auc",
             mode="max",
             save_best_only=True,
             save_weights_only=True,
-            initial_value_threshold=best,
+            initial_value_threshold=best["val_auc"] if best else None,
         )
 
     def on_epoch_end(self, epoch, logs=None) -> None:

@@ -26,7 +26,6 @@ same ranker, so training and serving share their preprocessing code.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
 
@@ -38,7 +37,7 @@ from featnet_tf import config as config_lib
 from featnet_tf import experiments, workers
 from featnet_tf.data import make_dataset
 from featnet_tf.features import FeatureSpec
-from featnet_tf.files import write_json
+from featnet_tf.files import read_json, write_json
 from featnet_tf.layers.feature_transform import FeatureTransform
 from featnet_tf.metrics import binary_auc, log_loss
 from featnet_tf.models import RawFeatureModel, build_model
@@ -277,6 +276,12 @@ def predict(
     return np.concatenate(labels), 1.0 / (1.0 + np.exp(-logits_array))
 
 
+def best_info(run: Run) -> dict[str, Any] | None:
+    """``{"epoch", "val_auc"}`` of the best weights so far (``checkpoints/best.json``), None before any."""
+    path = run.path(BEST_INFO)
+    return read_json(path) if tf.io.gfile.exists(path) else None
+
+
 def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
     """Exact AUC and LogLoss of a split; written to ``metrics.json``."""
     labels, probabilities = predict(run, split)
@@ -288,9 +293,8 @@ def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
         "model": run.config.model.name,
         "config_hash": run.config.config_hash(),
     }
-    best = run.path(BEST_INFO)
-    if tf.io.gfile.exists(best):
-        with tf.io.gfile.GFile(best) as stream:
-            metrics["best_epoch"] = json.load(stream)["epoch"]
+    best = best_info(run)
+    if best:
+        metrics["best_epoch"] = best["epoch"]
     write_json(run.path(METRICS_FILE), metrics)
     return metrics

@@ -14,15 +14,11 @@ import yaml
 
 from featnet_tf import experiments, tuning
 from tests.helpers import REPO_ROOT
+from tests.test_train import TINY_OVERRIDES
 
+# test_train's tiny FeatNet, two epochs of 60 steps a trial (the sampled learning rate wins over its own)
 TINY = (
-    "model.embedding_dim=4",
-    "model.num_subsets=2",
-    "model.num_queries=3",
-    "model.tower_units=[8]",
-    "model.dnn_units=[16]",
-    "data.batch_size=128",
-    "data.eval_batch_size=512",
+    *(f"{key}={value}" for key, value in TINY_OVERRIDES.items()),
     "training.epochs=2",
     "training.steps_per_epoch=60",
 )
