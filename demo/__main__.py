@@ -35,9 +35,9 @@ import time
 import pandas as pd
 
 from featnet_tf import analyze, experiments
-from featnet_tf.benchmark import FAIR_RECIPE
 from featnet_tf.lifecycle import RunResult, Trainer
 from featnet_tf.metrics import binary_auc, log_loss
+from featnet_tf.recipes import FAIR_RECIPE
 from featnet_tf.training import load_run, make_strategy
 from pipelines import preprocess, score, synthesize
 from pipelines.formats import criteo_spec

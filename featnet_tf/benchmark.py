@@ -1,9 +1,14 @@
 """`python -m featnet_tf.benchmark`: the paper's Table 3 on your own data.
 
-Trains every (model, seed) cell with `featnet_tf.lifecycle.Trainer` and one fair recipe
-for all (`FAIR_RECIPE`: the best epoch and early stopping chosen on the exact
-validation AUC, a learning rate lowered on a validation plateau), evaluates it
-on the test split and measures its speed, then writes under ``--output_dir``:
+Trains every (model, seed) cell with `featnet_tf.lifecycle.Trainer` and a
+recipe (`featnet_tf.recipes`, ``--recipe``): by default each model's best
+known recipe on the dataset (on Frappe ``<model>_frappe``: BARS' reference
+recipe, or the tuner's where it validated higher; elsewhere the fair recipe),
+``fair`` (one recipe for all: the best epoch and early stopping chosen on the
+exact validation AUC, a learning rate lowered on a validation plateau),
+``bars`` (BARS' Frappe_x1 recipe) or ``tuned:DIR`` (each model's
+``DIR/<model>/best.yaml``, what `featnet_tf.tune` writes). It evaluates each
+cell on the test split and measures its speed, then writes under ``--output_dir``:
 
 * ``table.md``: validation AUC, test AUC and LogLoss as mean ± std over
   seeds, best epochs (cells where the epoch cap ended training marked †),
@@ -18,6 +23,8 @@ not run again, so an interrupted benchmark resumes. One line per cell.
 
     python -m featnet_tf.benchmark --data_dir /tmp/frappe_prep --dataset frappe \
         --models featnet,dcnv2,deepfm --seeds 3 --output_dir benchmark_output/frappe
+    # the fair recipe of Table 3 before issue 28:
+    python -m featnet_tf.benchmark ... --recipe fair
 """
 
 from __future__ import annotations
@@ -40,22 +47,10 @@ from featnet_tf import config as config_lib
 from featnet_tf import experiments, lifecycle, prepared_data, training
 from featnet_tf.files import read_json, write_json
 from featnet_tf.models import MODELS
+from featnet_tf.recipes import FAIR_RECIPE
 
 DATASETS = ("criteo", "avazu", "frappe")
-
-# One recipe for every model, chosen on validation data only: Adam from 1e-3,
-# the learning rate × 0.3 whenever the exact validation AUC has not improved
-# for an epoch, early stopping after 3 such epochs with the best epoch's
-# weights restored, and an epoch cap meant not to bind (a cell where it did is
-# marked). `--set` flags come after it and win.
-FAIR_RECIPE = (
-    "training.learning_rate=0.001",
-    "training.schedule=plateau",
-    "training.decay_rate=0.3",
-    "training.plateau_patience=1",
-    "training.early_stopping_patience=3",
-    "training.epochs=100",
-)
+RECIPES = ("best", "fair", "bars")  # and tuned:DIR
 
 
 def inference_speed(run: training.Run, batch_size: int, calls: int) -> float:
@@ -72,12 +67,12 @@ def inference_speed(run: training.Run, batch_size: int, calls: int) -> float:
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
     """Table 3 on one prepared dataset: every (model, grid point, seed) cell
-    trained with `FAIR_RECIPE` (a YAML file's overrides first), then the
-    model's tuned recipe when `tuned_dir` is given (``<tuned_dir>/<model>/
-    best.yaml``, what `python -m featnet_tf.tune --output_dir <tuned_dir>/
-    <model>` writes), then `overrides`, and measured; `run` writes the outputs
-    the module docstring lists and returns the cells. What `python -m
-    featnet_tf.benchmark` and the ablation run."""
+    trained with `recipe` (``best``, ``fair`` or ``bars``; a YAML file's
+    overrides over it), or the model's tuned recipe when `tuned_dir` is given
+    (``<tuned_dir>/<model>/best.yaml``, what `python -m featnet_tf.tune
+    --output_dir <tuned_dir>/<model>` writes), then `overrides`, and
+    measured; `run` writes the outputs the module docstring lists and returns
+    the cells. What `python -m featnet_tf.benchmark` and the ablation run."""
 
     data_dir: str
     output_dir: str
@@ -89,6 +84,7 @@ class Benchmark:
     grid: Sequence[dict[str, Any]] = ({},)  # settings per cell group, e.g. {"model.num_subsets": 5}
     title: str | None = None
     tuned_dir: str | None = None
+    recipe: str = "best"
 
     def run(self, sweeps: dict[str, tuple] | None = None) -> list[dict[str, Any]]:
         """Every cell (finished ones read back), one line each; then
@@ -114,10 +110,15 @@ class Benchmark:
         return cells
 
     def cell_config(self, model: str, seed: int, grid_point: dict[str, Any]) -> config_lib.ExperimentConfig:
-        experiment = experiments.experiment_for(model, self.dataset)
+        if self.recipe not in RECIPES:
+            raise ValueError(f"Unknown recipe {self.recipe!r}. Recipes: {RECIPES} or tuned:DIR")
         fixed = {"data.data_dir": self.data_dir, "training.strategy": "one_device"}
-        config = experiments.experiment(experiment, self.config_file, FAIR_RECIPE, **fixed)
-        if self.tuned_dir:
+        experiment = experiments.experiment_for(model, self.dataset, self.recipe)
+        if self.tuned_dir or self.recipe == "fair" or experiment == model:
+            config = experiments.experiment(model, self.config_file, FAIR_RECIPE, **fixed)
+        else:
+            config = experiments.experiment(experiment, self.config_file, **fixed)
+        if self.tuned_dir:  # over the fair recipe: a hand-written best.yaml may name only some keys
             config = experiments.resolve(config, config_lib.load_yaml(self.tuned_recipe(model)))
         flags = [*self.overrides, f"training.seed={seed}", *(f"{key}={value}" for key, value in grid_point.items())]
         return experiments.resolve(config, {**config_lib.parse_set_flags(flags), **fixed})
@@ -296,7 +297,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--dataset",
         choices=DATASETS,
         default="criteo",
-        help="the dataset: `frappe` starts from the <model>_frappe experiments, the others from <model>",
+        help="the dataset: on `frappe` the default recipe is each model's <model>_frappe experiment",
     )
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated model names")
     parser.add_argument("--seeds", type=int, default=3)
@@ -323,9 +324,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--title", help="title of the table and chart")
     parser.add_argument(
         "--recipe",
-        default="fair",
-        metavar="fair|tuned:DIR",
-        help="fair: FAIR_RECIPE for every model; tuned:DIR: each model's DIR/<model>/best.yaml on top of it",
+        default="best",
+        metavar="best|fair|bars|tuned:DIR",
+        help="best: each model's best known recipe on the dataset (Frappe: <model>_frappe; else fair); fair: one "
+        "recipe for all (FAIR_RECIPE); bars: BARS' Frappe_x1 recipe; tuned:DIR: each model's DIR/<model>/best.yaml",
     )
     return parser.parse_args(argv)
 
@@ -354,8 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sweeps:
         grid = [dict(zip(sweeps, values)) for values in itertools.product(*sweeps.values())]
     recipe, _, tuned_dir = args.recipe.partition(":")
-    if recipe not in ("fair", "tuned") or (recipe == "tuned") != bool(tuned_dir):
-        print(f"[benchmark] error: --recipe takes fair or tuned:DIR. Received: {args.recipe!r}", file=sys.stderr)
+    if recipe not in (*RECIPES, "tuned") or (recipe == "tuned") != bool(tuned_dir):
+        print(
+            f"[benchmark] error: --recipe takes {', '.join(RECIPES)} or tuned:DIR. Received: {args.recipe!r}",
+            file=sys.stderr,
+        )
         return 2
     try:
         Benchmark(
@@ -369,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             grid,
             args.title,
             tuned_dir or None,
+            recipe if recipe != "tuned" else "best",
         ).run(sweeps)
     except ValueError as error:
         print(f"[benchmark] error: {error}", file=sys.stderr)

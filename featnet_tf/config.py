@@ -47,14 +47,26 @@ class ModelConfig:
     Attributes:
         name: a registered model name (`featnet_tf.models.MODELS`).
         embedding_dim: D.
-        embedding_l2: L2 penalty on the embedding tables (0 for none); every
-            model takes it.
+        embedding_l2: the penalty ``embedding_l2 · ‖W‖²`` over every row of
+            every embedding table, added to the batch-mean loss at every step
+            (0 for none); every model takes it. FuxiCTR's
+            `embedding_regularizer` λ adds ``(λ/2)·‖W‖²`` the same way: its
+            0.05 (BARS' Frappe configs) is our 0.025.
+        embedding_l2_first_order: the penalty covers the first-order weights
+            per id of LR, FM, DeepFM, xDeepFM and FiBiNET too, as FuxiCTR's
+            does (they are one more id table there).
+        embedding_initializer: the id tables' initializer, a Keras
+            initializer's name or config (``{class_name: RandomNormal,
+            config: {stddev: 1.0e-4}}`` is FuxiCTR's); None: the model's own
+            (Keras' uniform ±0.05 for the baselines).
         params: the keyword arguments of the model's constructor.
     """
 
     name: str = "featnet"
     embedding_dim: int = 16
     embedding_l2: float = 0.0
+    embedding_l2_first_order: bool = False
+    embedding_initializer: Any = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -62,6 +74,10 @@ class ModelConfig:
         kwargs: dict[str, Any] = {"embedding_dim": self.embedding_dim, **self.params}
         if self.embedding_l2:
             kwargs["embeddings_regularizer"] = {"class_name": "L2", "config": {"l2": self.embedding_l2}}
+        if self.embedding_l2_first_order:
+            kwargs["regularize_first_order"] = True
+        if self.embedding_initializer is not None:
+            kwargs["embeddings_initializer"] = self.embedding_initializer
         return kwargs
 
 
@@ -228,6 +244,8 @@ def load_yaml(path: str) -> dict[str, Any]:
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    if annotation is Any:  # e.g. an initializer: a name or a Keras config, checked when the model is built
+        return dict(value) if isinstance(value, Mapping) else value
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):

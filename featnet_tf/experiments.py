@@ -6,11 +6,12 @@ paper's grid, and `resolve`, which applies overrides and then completes the
 ``model`` section with every argument of the chosen model and its default,
 rejecting an argument the model does not take with an error that names both.
 
-Experiments: ``<model>`` for every registered model (the paper's §3.1.4
-settings: D = 16, Adam 1e-4; each baseline with its own paper's defaults) and
-``<model>_frappe`` (Adam 1e-3, 30 epochs, early stopping after 3, for the
-small Frappe set). Criteo and Avazu need no experiment of their own: the data
-directory says which dataset it is.
+Experiments, for every registered model: ``<model>`` (the paper's §3.1.4
+settings: D = 16, Adam 1e-4; each baseline with its own paper's defaults),
+``<model>_frappe_bars`` (BARS' Frappe_x1 recipe, `featnet_tf.recipes`) and
+``<model>_frappe`` (the package's best recipe on Frappe: BARS', or the
+tuner's where it validated higher). Criteo and Avazu need no experiment of
+their own: the data directory says which dataset it is.
 """
 
 from __future__ import annotations
@@ -20,25 +21,28 @@ import json
 from typing import Any, Mapping, Sequence
 
 from featnet_tf import config as config_lib
-from featnet_tf.config import ExperimentConfig, ModelConfig, TrainingConfig
+from featnet_tf import recipes
+from featnet_tf.config import ExperimentConfig, ModelConfig
 from featnet_tf.models import MODELS, FeatNet, FeatNetDesign, check_model_arguments, model_arguments
-
-# Frappe is small (~290k rows in BARS Frappe_x1); a larger learning rate
-# converges within a CPU budget, and early stopping guards against overfitting.
-FRAPPE_TRAINING = TrainingConfig(learning_rate=1e-3, epochs=30, early_stopping_patience=3)
 
 EXPERIMENTS: dict[str, ExperimentConfig] = {}
 for _name in MODELS:
     EXPERIMENTS[_name] = ExperimentConfig(model=ModelConfig(name=_name))
-    EXPERIMENTS[f"{_name}_frappe"] = ExperimentConfig(model=ModelConfig(name=_name), training=FRAPPE_TRAINING)
+    EXPERIMENTS[f"{_name}_frappe_bars"] = config_lib.apply_overrides(EXPERIMENTS[_name], recipes.bars_frappe(_name))
+    EXPERIMENTS[f"{_name}_frappe"] = config_lib.apply_overrides(EXPERIMENTS[_name], recipes.best_frappe(_name))
 
 # The paper's grid for every baseline (§3.1.4).
 GRID = {"model.embedding_dim": (8, 16, 32), "training.learning_rate": (1e-1, 1e-2, 1e-3, 1e-4)}
 
 
-def experiment_for(model: str, dataset: str) -> str:
-    """The named experiment of `model` on `dataset`: ``<model>_<dataset>``
-    where the dataset has settings of its own (Frappe), else ``<model>``."""
+def experiment_for(model: str, dataset: str, recipe: str = "best") -> str:
+    """The named experiment of `model` on `dataset`: with recipe ``best``,
+    ``<model>_<dataset>`` where the dataset has settings of its own (Frappe),
+    else ``<model>``; with ``bars``, ``<model>_<dataset>_bars``."""
+    if recipe == "bars":
+        if f"{model}_{dataset}_bars" not in EXPERIMENTS:
+            raise ValueError(f"BARS' recipe is known for Frappe only; there is no {model}_{dataset}_bars experiment")
+        return f"{model}_{dataset}_bars"
     return f"{model}_{dataset}" if f"{model}_{dataset}" in EXPERIMENTS else model
 
 

@@ -7,10 +7,14 @@ size) and the model's own space, declared beside its registry entry
 (`featnet_tf.models.RegisteredModel.search_space`). Each epoch's exact
 validation AUC is reported to the pruner (median by default, or Hyperband),
 which stops a trial that falls behind; the test split is never read. The
-study lives in an SQLite file under the output directory, so a tuner that
-was killed and started again goes on where it stopped (a trial killed
-half-way is marked failed and run again). The best trial's settings are
-written as ``best.yaml``, ``{section: {key: value}}``, which `python -m
+first trial is the experiment as it is (its own values of the searched keys,
+where the space holds them), so the best recipe is never worse on validation
+than the one the search started from. The study lives in an SQLite file
+under the output directory, so a tuner that was killed and started again
+goes on where it stopped (a trial killed half-way is marked failed and run
+again). The best trial's whole recipe (its config but for the data
+directory, the seed, the strategy and the export) is written as
+``best.yaml``, ``{section: {key: value}}``, which `python -m
 featnet_tf.train --config` and `python -m featnet_tf.benchmark --config`
 take as they are.
 """
@@ -42,6 +46,7 @@ PRUNERS = ("median", "hyperband", "none")
 STUDY_FILE = "study.db"
 HEARTBEAT_SECONDS = 1  # a running trial's heartbeat; one silent for twice as long was killed
 BEST_FILE = "best.yaml"
+NOT_A_RECIPE = ("data.data_dir", "training.seed", "training.strategy")  # nor the export section
 
 
 def search_space(model: str) -> dict[str, tuple]:
@@ -145,9 +150,11 @@ class Tuner:
     def run(self, trials: int) -> optuna.Study:
         """Runs trials until the study holds `trials` finished ones (complete or pruned), one line each;
         writes ``best.yaml``; returns the study."""
-        experiments.experiment(self.experiment, self.config_file, self.overrides)  # a bad name or flag: now
+        start = experiments.experiment(self.experiment, self.config_file, self.overrides)  # a bad name or flag: now
         study = self.study()
         space = self.space or search_space(experiments.EXPERIMENTS[self.experiment].model.name)
+        if not study.trials:
+            study.enqueue_trial(starting_point(start, space), skip_if_exists=True)
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         remaining = trials - len(study.get_trials(deepcopy=False, states=finished))
         if remaining > 0:
@@ -180,19 +187,39 @@ class Tuner:
         print(f"[tune] trial {trial.number}: {value}{best} {trial.user_attrs.get('settings', {})}", flush=True)
 
     def write_best(self, study: optuna.Study) -> str | None:
-        """``best.yaml``: the best trial's settings and the fixed overrides, as `train --config` reads them."""
+        """``best.yaml``: the best trial's whole recipe, as `train --config` reads it."""
         if not _has_best(study):
             return None
-        flat = {**config_lib.parse_set_flags(self.overrides), **study.best_trial.user_attrs["settings"]}
+        config = experiments.experiment(
+            self.experiment, self.config_file, self.overrides, **study.best_trial.user_attrs["settings"]
+        )
         nested: dict[str, dict[str, Any]] = {}
-        for key, value in flat.items():
+        for key, value in config_lib.flatten(config.to_dict()).items():
             section, _, name = key.partition(".")
-            nested.setdefault(section, {})[name] = value
+            if key not in NOT_A_RECIPE and section != "export":
+                nested.setdefault(section, {})[name] = value
         path = os.path.join(self.output_dir, BEST_FILE)
         header = f"# {self.experiment}: validation AUC {study.best_value:.6f} (trial {study.best_trial.number})\n"
         write_atomically(path, header + yaml.safe_dump(nested, sort_keys=True))
         print(f"[tune] best validation AUC {study.best_value:.4f} → {path}", flush=True)
         return path
+
+
+def starting_point(config: config_lib.ExperimentConfig, space: Mapping[str, tuple]) -> dict[str, Any]:
+    """`config`'s own values of the keys of `space` that the space can hold, as Optuna's parameters
+    (a choice by its index); a key whose value lies outside the space is left to the sampler."""
+    values = config_lib.flatten(config.to_dict())
+    values.update({f"model.{name}": value for name, value in config.model.params.items()})
+    params: dict[str, Any] = {}
+    for key, (kind, *bounds) in space.items():
+        value = _plain(values.get(key))
+        if kind == "choice":
+            choices = [_plain(choice) for choice in bounds[0]]
+            if value in choices:
+                params[key] = choices.index(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and bounds[0] <= value <= bounds[1]:
+            params[key] = value
+    return params
 
 
 def _plain(value: Any) -> Any:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf import config as config_lib
@@ -174,4 +175,37 @@ def test_a_resolved_config_names_every_argument_of_its_model_with_the_registrys_
         experiments.experiment("afn_plus", assignments=["model.dropout=0.1"]).model.params["ensemble_units"]
         == [400] * 3
     )
-    assert set(experiments.EXPERIMENTS) == set(MODELS) | {f"{name}_frappe" for name in MODELS}
+    assert set(experiments.EXPERIMENTS) == set(MODELS) | {
+        f"{name}_frappe{recipe}" for name in MODELS for recipe in ("", "_bars")
+    }
+
+
+def test_the_embedding_penalty_reaches_the_first_order_weights_only_when_asked_as_fuxictrs_does():
+    spec = categorical_spec(["a", "b"], vocabulary_size=40)
+    ids = {"a": tf.constant([[1], [2]]), "b": tf.constant([[3], [4]])}
+
+    def penalty_over_tables(*assignments):
+        config = experiments.experiment("deepfm", assignments=["model.embedding_l2=0.5", *assignments])
+        model = build_model("deepfm", spec, **config.model.model_kwargs())
+        model(ids)
+        linear = model.linear.weights_per_id
+        linear.set_weights([np.ones_like(weight) for weight in linear.get_weights()])
+        embeddings = sum(float(np.sum(weight.numpy() ** 2)) for weight in model.field_embedding.trainable_weights)
+        linear_rows = sum(int(np.prod(weight.shape)) for weight in linear.trainable_weights)
+        return float(tf.add_n(model.losses)), 0.5 * embeddings, 0.5 * linear_rows
+
+    total, embeddings, _ = penalty_over_tables()
+    assert total == pytest.approx(embeddings, rel=1e-5), "the field embeddings only, by default"
+    total, embeddings, first_order = penalty_over_tables("model.embedding_l2_first_order=true")
+    assert total == pytest.approx(embeddings + first_order, rel=1e-5)
+
+
+def test_the_embedding_initializer_is_a_config_option_of_every_model():
+    spec = categorical_spec(["a"], vocabulary_size=5000)
+    fuxictr = "model.embedding_initializer={class_name: RandomNormal, config: {stddev: 1.0e-4}}"
+    for name in ("deepfm", "featnet"):
+        config = experiments.experiment(name, assignments=[fuxictr])
+        model = build_model(name, spec, **config.model.model_kwargs())
+        model({"a": tf.constant([[1], [2]])})
+        table = model.field_embedding.trainable_weights[0].numpy()
+        assert np.std(table) == pytest.approx(1e-4, rel=0.05), name

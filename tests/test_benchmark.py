@@ -79,6 +79,32 @@ def test_every_cell_gets_the_fair_recipe_and_the_set_flags_win(data_dir, tmp_pat
     assert config.training.early_stopping_patience == 5 and config.training.epochs == 1
 
 
+def test_on_frappe_each_model_takes_its_best_recipe_and_the_others_stay_reachable_by_name(data_dir, tmp_path):
+    from featnet_tf import experiments, recipes
+
+    def cell(model, dataset, recipe):
+        return benchmark.Benchmark(data_dir, str(tmp_path), [model], dataset, recipe=recipe).cell_config(model, 0, {})
+
+    best = cell("deepfm", "frappe", "best")
+    assert best == experiments.experiment(
+        "deepfm_frappe", **{"data.data_dir": data_dir, "training.strategy": "one_device", "training.seed": 0}
+    )
+    bars = cell("dcnv2", "frappe", "bars")
+    assert (bars.data.batch_size, bars.model.embedding_dim, bars.model.embedding_l2) == (4096, 10, 0.025)
+    assert (bars.training.decay_rate, bars.training.early_stopping_patience, bars.training.global_clipnorm) == (
+        0.1,
+        2,
+        10.0,
+    )
+    assert {f"model.{key}": value for key, value in bars.model.params.items()}.items() >= recipes.BARS_FRAPPE_MODELS[
+        "dcnv2"
+    ].items()
+    for fair in (cell("deepfm", "frappe", "fair"), cell("deepfm", "criteo", "best")):
+        assert (fair.training.decay_rate, fair.model.embedding_dim, fair.model.embedding_l2) == (0.3, 16, 0.0)
+    with pytest.raises(ValueError, match="known for Frappe only"):
+        cell("deepfm", "criteo", "bars")
+
+
 def test_growth_exponent_recovers_a_power_law():
     assert growth_exponent([10, 20, 40, 80], [3 * m**2 for m in (10, 20, 40, 80)]) == pytest.approx(2.0)
 

@@ -40,11 +40,22 @@ def test_a_trial_that_falls_behind_is_pruned_and_the_best_recipe_trains_as_it_is
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
     assert len(tuner.study().trials[1].intermediate_values) == 1, "pruned after its first epoch"
     best = yaml.safe_load((tmp_path / "best.yaml").read_text())
-    assert best["training"]["learning_rate"] == 1e-2 and best["model"]["num_subsets"] == 2
+    assert best["training"]["learning_rate"] == 1e-2 and best["model"]["params"]["num_subsets"] == 2
+    assert "data_dir" not in best["data"] and "seed" not in best["training"], "a recipe, not a run"
     config = experiments.experiment("featnet", str(tmp_path / "best.yaml"))  # as `train --config` reads it
     assert config.training.learning_rate == 1e-2 and config.data.batch_size == 128
     tuner.run(trials=2)
     assert len(tuner.study().trials) == 2, "a finished study runs nothing more"
+
+
+def test_a_study_starts_from_the_experiment_as_it_is():
+    space = tuning.search_space("deepfm")
+    start = tuning.starting_point(experiments.experiment("deepfm_frappe_bars"), space)
+    assert start["model.embedding_dim"] == space["model.embedding_dim"][1].index(10)
+    assert start["model.hidden_units"] == space["model.hidden_units"][1].index((400, 400, 400))
+    assert start["model.dropout"] == 0.2 and start["training.learning_rate"] == 1e-3
+    off_the_space = experiments.experiment("deepfm_frappe_bars", assignments=["training.learning_rate=0.5"])
+    assert "training.learning_rate" not in tuning.starting_point(off_the_space, space), "left to the sampler"
 
 
 def test_every_registered_models_space_samples_values_its_config_takes():

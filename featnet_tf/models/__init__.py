@@ -23,7 +23,8 @@ from featnet_tf.models.linear import FM, LogisticRegression
 from featnet_tf.models.raw_features import RawFeatureModel
 from featnet_tf.models.xdeepfm import XDeepFM
 
-EMBEDDING_ARGUMENTS = ("embedding_dim", "embeddings_regularizer")  # the config's `model.embedding_*` options
+# the config's `model.embedding_*` options (`featnet_tf.config.ModelConfig`)
+EMBEDDING_ARGUMENTS = ("embedding_dim", "embeddings_regularizer", "regularize_first_order", "embeddings_initializer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +72,7 @@ FEATNET_SPACE = {
 MODELS: dict[str, RegisteredModel] = {
     "featnet": RegisteredModel(FeatNet, search_space=FEATNET_SPACE),
     "featnet_variant": RegisteredModel(FeatNetVariant, forwards_to=FeatNet, search_space=FEATNET_SPACE),
-    "featnet_eq13": RegisteredModel(FeatNetVariant, FEATNET_EQ13, forwards_to=FeatNet),
+    "featnet_eq13": RegisteredModel(FeatNetVariant, FEATNET_EQ13, forwards_to=FeatNet, search_space=FEATNET_SPACE),
     "lr": RegisteredModel(LogisticRegression),
     "fm": RegisteredModel(FM),
     "deepfm": RegisteredModel(

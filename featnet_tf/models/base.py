@@ -24,7 +24,10 @@ class EmbeddingModel(keras.Model):
         embedding_dim: D, the size of the field embeddings.
         embeddings_regularizer: optional regularizer of the id tables.
         embeddings_initializer: initializer of the id tables. Default
-            uniform(±0.05), Keras' own.
+            uniform(±0.05), Keras' own; FuxiCTR's is normal(std 1e-4).
+        regularize_first_order: `embeddings_regularizer` also on the
+            first-order weights of a `LinearTerm` (one more id table), as
+            FuxiCTR's `embedding_regularizer` covers every id table.
     """
 
     def __init__(
@@ -33,6 +36,7 @@ class EmbeddingModel(keras.Model):
         embedding_dim: int = 16,
         embeddings_regularizer: Any = None,
         embeddings_initializer: Any = "uniform",
+        regularize_first_order: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -42,6 +46,7 @@ class EmbeddingModel(keras.Model):
         self.embedding_dim = int(embedding_dim)
         self.embeddings_regularizer = embeddings_regularizer
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.regularize_first_order = bool(regularize_first_order)
         self.field_embedding = FieldEmbedding(
             feature_spec,
             embedding_dim,
@@ -53,6 +58,11 @@ class EmbeddingModel(keras.Model):
     def _config(self) -> dict[str, Any]:
         return {}
 
+    def linear_term(self) -> "LinearTerm":
+        """The first-order part of this model, its weights penalised when `regularize_first_order`."""
+        regularizer = self.embeddings_regularizer if self.regularize_first_order else None
+        return LinearTerm(self.feature_spec, embeddings_regularizer=regularizer, name="linear")
+
     def get_config(self) -> dict[str, Any]:
         regularizer = keras.regularizers.get(self.embeddings_regularizer) if self.embeddings_regularizer else None
         return {
@@ -61,6 +71,7 @@ class EmbeddingModel(keras.Model):
             "embedding_dim": self.embedding_dim,
             "embeddings_regularizer": keras.regularizers.serialize(regularizer) if regularizer else None,
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+            "regularize_first_order": self.regularize_first_order,
             **self._config(),
         }
 
@@ -75,14 +86,24 @@ class LinearTerm(keras.layers.Layer):
     numeric), the first-order part of LR, FM, DeepFM and xDeepFM.
 
     Input: the indexed inputs of `FieldEmbedding`. Output: ``(batch, 1)``.
+    `embeddings_regularizer` (optional) penalises the weights per id.
     """
 
-    def __init__(self, feature_spec: FeatureSpec | Mapping[str, Any], **kwargs) -> None:
+    def __init__(
+        self, feature_spec: FeatureSpec | Mapping[str, Any], embeddings_regularizer: Any = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         if isinstance(feature_spec, Mapping):
             feature_spec = FeatureSpec.from_dict(feature_spec)
         self.feature_spec = feature_spec
-        self.weights_per_id = FieldEmbedding(feature_spec, 1, embeddings_initializer="zeros", name="weights")
+        self.embeddings_regularizer = embeddings_regularizer
+        self.weights_per_id = FieldEmbedding(
+            feature_spec,
+            1,
+            embeddings_initializer="zeros",
+            embeddings_regularizer=embeddings_regularizer,
+            name="weights",
+        )
 
     def build(self, input_shape) -> None:
         self.bias = self.add_weight(name="bias", shape=(1,), initializer="zeros")
@@ -93,7 +114,11 @@ class LinearTerm(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(feature_spec=self.feature_spec.to_dict())
+        regularizer = keras.regularizers.get(self.embeddings_regularizer) if self.embeddings_regularizer else None
+        config.update(
+            feature_spec=self.feature_spec.to_dict(),
+            embeddings_regularizer=keras.regularizers.serialize(regularizer) if regularizer else None,
+        )
         return config
 
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf.layers import FactorizationMachine
-from featnet_tf.models.base import EmbeddingModel, LinearTerm, deep_tower
+from featnet_tf.models.base import EmbeddingModel, deep_tower
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -44,7 +44,7 @@ class DeepFM(EmbeddingModel):
     ) -> None:
         super().__init__(feature_spec, embedding_dim, embeddings_regularizer, **kwargs)
         self.hidden_units, self.dropout, self.use_batch_norm = tuple(hidden_units), float(dropout), bool(use_batch_norm)
-        self.linear = LinearTerm(self.feature_spec, name="linear")
+        self.linear = self.linear_term()
         self.fm = FactorizationMachine(name="fm")
         self.batch_norm_momentum = float(batch_norm_momentum)
         self.dnn = deep_tower(

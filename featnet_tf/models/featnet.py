@@ -16,7 +16,7 @@ from featnet_tf.layers import (
     SubsetTowers,
 )
 from featnet_tf.layers._normalization import standardize
-from featnet_tf.models.base import EmbeddingModel, LinearTerm, deep_tower
+from featnet_tf.models.base import EmbeddingModel, deep_tower
 
 # N(0, 1), the default of PyTorch's nn.Embedding that the paper's implementation
 # used. The literal model's interactions are cubic in the embedding scale
@@ -221,7 +221,7 @@ class FeatNet(EmbeddingModel):
                 name="dnn",
                 batch_norm_momentum=design.dnn_batch_norm_momentum,
             )
-        self.linear = LinearTerm(self.feature_spec, name="linear") if design.use_linear else None
+        self.linear = self.linear_term() if design.use_linear else None
         self.field_gate = (
             SqueezeExcitation(excitation="sigmoid", name="field_gate") if design.field_gating == "senet" else None
         )

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf.layers import BilinearInteraction, SqueezeExcitation
-from featnet_tf.models.base import EmbeddingModel, LinearTerm, deep_tower
+from featnet_tf.models.base import EmbeddingModel, deep_tower
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -43,7 +43,7 @@ class FiBiNET(EmbeddingModel):
         super().__init__(feature_spec, embedding_dim, embeddings_regularizer, **kwargs)
         self.bilinear_type, self.reduction_ratio = bilinear_type, float(reduction_ratio)
         self.hidden_units, self.dropout = tuple(hidden_units), float(dropout)
-        self.linear = LinearTerm(self.feature_spec, name="linear")
+        self.linear = self.linear_term()
         self.senet = SqueezeExcitation(self.reduction_ratio, name="senet")
         self.bilinear = BilinearInteraction(bilinear_type, name="bilinear")
         self.bilinear_senet = BilinearInteraction(bilinear_type, name="bilinear_senet")

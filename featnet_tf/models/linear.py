@@ -6,7 +6,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf.layers import FactorizationMachine
-from featnet_tf.models.base import EmbeddingModel, LinearTerm
+from featnet_tf.models.base import EmbeddingModel
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -17,7 +17,7 @@ class LogisticRegression(EmbeddingModel):
 
     def __init__(self, feature_spec, embedding_dim: int = 16, embeddings_regularizer=None, **kwargs) -> None:
         super().__init__(feature_spec, embedding_dim, embeddings_regularizer, **kwargs)
-        self.linear = LinearTerm(self.feature_spec, name="linear")
+        self.linear = self.linear_term()
 
     def call(self, inputs, training=None) -> tf.Tensor:
         return self.linear(inputs)
@@ -33,7 +33,7 @@ class FM(EmbeddingModel):
 
     def __init__(self, feature_spec, embedding_dim: int = 16, embeddings_regularizer=None, **kwargs) -> None:
         super().__init__(feature_spec, embedding_dim, embeddings_regularizer, **kwargs)
-        self.linear = LinearTerm(self.feature_spec, name="linear")
+        self.linear = self.linear_term()
         self.fm = FactorizationMachine(name="fm")
 
     def call(self, inputs, training=None) -> tf.Tensor:

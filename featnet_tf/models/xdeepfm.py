@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from featnet_tf.layers import CompressedInteraction
-from featnet_tf.models.base import EmbeddingModel, LinearTerm, deep_tower
+from featnet_tf.models.base import EmbeddingModel, deep_tower
 
 
 @keras.utils.register_keras_serializable(package="featnet_tf")
@@ -41,7 +41,7 @@ class XDeepFM(EmbeddingModel):
             tuple(hidden_units),
             float(dropout),
         )
-        self.linear = LinearTerm(self.feature_spec, name="linear")
+        self.linear = self.linear_term()
         self.cin = CompressedInteraction(self.cin_layer_sizes, name="cin")
         self.cin_logit = keras.layers.Dense(1, name="cin_logit")
         self.dnn = deep_tower(self.hidden_units, self.dropout, False, name="dnn")
