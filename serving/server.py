@@ -83,16 +83,19 @@ def check_input(name: str, tensor_proto, expected, max_rows: int) -> np.ndarray:
             f"{dtype_name(expected.dtype)}",
         )
     dims = [dim.size for dim in tensor_proto.tensor_shape.dim]
+    if any(size < 0 for size in dims) or tensor_proto.tensor_shape.unknown_rank:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' has no definite shape: {dims}")
     if dims and dims[0] > max_rows:
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"input '{name}' holds a batch of {dims[0]} rows, more than the server's max_batch_size {max_rows}",
         )
-    if tensor_proto.dtype == types_pb2.DT_STRING and len(tensor_proto.string_val) > max(1, math.prod(dims)):
+    carried = tensors.values_carried(tensor_proto)
+    if carried is not None and carried != math.prod(dims):
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
-            f"input '{name}' holds {len(tensor_proto.string_val)} strings but its shape {dims} has room for "
-            f"{math.prod(dims)}",
+            f"input '{name}' holds {carried} {'strings' if tensor_proto.dtype == types_pb2.DT_STRING else 'values'}"
+            f" but its declared shape {dims} needs {math.prod(dims)}: every value must be sent",
         )
     try:
         value = tensors.from_proto(tensor_proto)

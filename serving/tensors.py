@@ -48,6 +48,39 @@ def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     return tf.make_tensor_proto(array)
 
 
+# The repeated field that carries a dtype's values when ``tensor_content`` is empty.
+VALUE_FIELDS = {
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_INT16: "int_val",
+    types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val",
+    types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_HALF: "half_val",
+    types_pb2.DT_BFLOAT16: "half_val",
+    types_pb2.DT_STRING: "string_val",
+}
+
+
+def values_carried(proto: tensor_pb2.TensorProto) -> int | None:
+    """How many values the proto holds, read off its fields without decoding
+    any (None for a dtype it cannot say, or bytes that are no whole number of
+    values). `tf.make_ndarray` repeats a lone value to fill the declared
+    shape, so a 43-byte proto can declare 60 million strings: comparing this
+    count with the shape first refuses it for free."""
+    field = VALUE_FIELDS.get(proto.dtype)
+    if field is None:
+        return None
+    if proto.tensor_content and proto.dtype != types_pb2.DT_STRING:
+        size = tf.dtypes.as_dtype(proto.dtype).size
+        return len(proto.tensor_content) // size if len(proto.tensor_content) % size == 0 else None
+    return len(getattr(proto, field))
+
+
 def from_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
     """The `TensorProto` as an array (a read-only view of its bytes for a
     numeric ``tensor_content``)."""

@@ -183,17 +183,28 @@ def test_sizes_are_checked_on_the_proto_before_anything_is_decoded():
 
     from serving.server import RequestError, check_input
 
-    expected = batch_of(types_pb2.DT_STRING)
     huge = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING)
     huge.tensor_shape.dim.add(size=4_500_000)
     huge.string_val.extend([b"abc"] * 4_500_000)
     lying = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=tensor_shape_pb2.TensorShapeProto())
     lying.tensor_shape.dim.add(size=1)
     lying.string_val.extend([b"abc"] * 4_500_000)
+    # 43 bytes that tf.make_ndarray would expand into 60 million strings (+0.9 GB; issue 29, case 1)
+    widened = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[b"x"])
+    widened.tensor_shape.dim.add(size=1)
+    widened.tensor_shape.dim.add(size=60_000_000)
+    floats = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.0])
+    floats.tensor_shape.dim.add(size=1)
+    floats.tensor_shape.dim.add(size=60_000_000)
     tracemalloc.start()
-    for proto, message in ((huge, "holds a batch of 4500000 rows"), (lying, "holds 4500000 strings")):
+    for proto, message in (  # each against a signature input of its own dtype
+        (huge, "holds a batch of 4500000 rows"),
+        (lying, "holds 4500000 strings but its declared shape \\[1\\] needs 1"),
+        (widened, "holds 1 strings but its declared shape \\[1, 60000000\\] needs 60000000"),
+        (floats, "holds 1 values but its declared shape \\[1, 60000000\\] needs 60000000"),
+    ):
         with pytest.raises(RequestError, match=message) as error:
-            check_input("examples", proto, expected, max_rows=256)
+            check_input("examples", proto, batch_of(proto.dtype), max_rows=256)
         assert error.value.code.name == "INVALID_ARGUMENT"
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
