@@ -1,6 +1,6 @@
 """FeatNet ablation: each departure from the paper measured on its own.
 
-Every variant is one `featnet_tf.benchmark.Benchmark` run (the benchmark's fair recipe:
+Every variant is one `featnet_tf.benchmark.Benchmark` run (``--recipe fair``:
 Adam 1e-3, learning rate × 0.3 on a validation plateau, early stopping on exact
 validation AUC) of the model named in its row with the row's settings. The
 default of `featnet` is chosen on the validation AUC column; the test AUC is
@@ -25,8 +25,8 @@ import numpy as np
 
 from featnet_tf import benchmark
 
-UNIFORM = "model.embeddings_initializer={class_name: RandomUniform, config: {minval: -0.05, maxval: 0.05}}"
-NORMAL = "model.embeddings_initializer={class_name: RandomNormal, config: {mean: 0.0, stddev: 1.0}}"
+UNIFORM = "model.embedding_initializer={class_name: RandomUniform, config: {minval: -0.05, maxval: 0.05}}"
+NORMAL = "model.embedding_initializer={class_name: RandomNormal, config: {mean: 0.0, stddev: 1.0}}"
 
 NO_DNN = "model.dnn_units=[]"
 # `featnet` with another `FeatNetDesign` (`featnet_tf.models.featnet_variants`): the same model
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             seeds=args.seeds,
             overrides=(*args.set, *settings),
             title=label,
+            recipe="fair",
         ).run()
         auc = np.array([cell["auc"] for cell in cells])
         lines.append(

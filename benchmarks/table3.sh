@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Reproduces BENCHMARKS.md's Table 3 runs (issue 12): every model with
-# `featnet_tf.benchmark`'s fair recipe (Adam 1e-3, learning rate × 0.3 on a
-# validation plateau, early stopping on exact validation AUC, a 100-epoch cap
-# that the table marks where it binds), on Frappe (3 seeds), the Criteo sample
-# (3 seeds) and 200k generated Criteo-shaped rows (1 seed, to convergence),
-# then the FeatNet ablation on Frappe. Usage:
+# Reproduces BENCHMARKS.md's Table 3 runs: every model tuned on Frappe
+# (issue 28: `featnet_tf.tune`, 6 trials each from BARS' recipe) and trained
+# with its tuned recipe (3 seeds); every model with the fair recipe (issue 12)
+# on Frappe (3 seeds), the Criteo sample (3 seeds) and 200k generated
+# Criteo-shaped rows (1 seed); then the FeatNet ablation on Frappe. Usage:
 #   benchmarks/table3.sh [WORK_DIR]   (default /tmp/featnet_table3)
 set -euo pipefail
 if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
-    sed -n '2,8s/^# \{0,1\}//p' "$0"
+    sed -n '2,7s/^# \{0,1\}//p' "$0"
     exit 0
 fi
 cd "$(dirname "$0")/.."
@@ -27,12 +26,19 @@ if [ ! -d "$WORK/generated_prep" ]; then
     $PY -m pipelines.preprocess --input "$WORK/generated.tsv" --format criteo --output_dir "$WORK/generated_prep" --runner DirectRunner
 fi
 
+TUNED=featnet,featnet_eq13,deepfm,dcnv2,afn_plus,autoint_plus,fibinet
+for model in ${TUNED//,/ }; do
+    $PY -m featnet_tf.tune --model "$model" --dataset frappe --data_dir "$WORK/frappe_prep" \
+        --output_dir "$WORK/tune/$model" --trials 6
+done
+$PY -m featnet_tf.benchmark --data_dir "$WORK/frappe_prep" --dataset frappe --seeds 3 --output_dir "$WORK/frappe_tuned" \
+    --models "$TUNED" --recipe "tuned:$WORK/tune" --title "Frappe, each model tuned"
 $PY -m featnet_tf.benchmark --data_dir "$WORK/frappe_prep" --dataset frappe --seeds 3 --output_dir "$WORK/frappe" \
-    --models "$MODELS" --set data.batch_size=1024 --title "Frappe (86,582 rows)"
+    --models "$MODELS" --recipe fair --set data.batch_size=1024 --title "Frappe (86,582 rows)"
 $PY -m featnet_tf.benchmark --data_dir "$WORK/generated_prep" --dataset criteo --seeds 1 --output_dir "$WORK/generated" \
-    --models "$MODELS" --set data.batch_size=1024 --title "200k generated Criteo-shaped rows"
+    --models "$MODELS" --recipe fair --set data.batch_size=1024 --title "200k generated Criteo-shaped rows"
 $PY -m featnet_tf.benchmark --data_dir "$WORK/criteo_prep" --dataset criteo --seeds 3 --output_dir "$WORK/criteo" \
-    --models "$MODELS" --set data.batch_size=512 --title "Criteo sample (10,000 rows)"
+    --models "$MODELS" --recipe fair --set data.batch_size=512 --title "Criteo sample (10,000 rows)"
 $PY - "$WORK/generated.tsv" <<'PY'
 import sys
 from featnet_tf.metrics import binary_auc, log_loss
