@@ -26,6 +26,7 @@ import base64
 import http.server
 import json
 import re
+import socket
 import threading
 from typing import Any
 
@@ -314,6 +315,10 @@ class RestApi:
         )
 
 
+class IPv6HTTPServer(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 def serve(api: RestApi, host: str, port: int) -> tuple[http.server.ThreadingHTTPServer, int]:
     """Starts the REST API on a thread; returns the server (call `shutdown`)
     and the port it bound."""
@@ -340,7 +345,9 @@ def serve(api: RestApi, host: str, port: int) -> tuple[http.server.ThreadingHTTP
         def log_message(self, format: str, *args) -> None:  # one line per request would drown the server's log
             pass
 
-    server = http.server.ThreadingHTTPServer((host, port), Handler)
+    host = host.strip("[]")  # "[::1]", as a URL writes it, is the address ::1
+    server_class = IPv6HTTPServer if ":" in host else http.server.ThreadingHTTPServer
+    server = server_class((host, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="rest-api", daemon=True).start()
     return server, server.server_address[1]

@@ -485,11 +485,17 @@ def build_server(args: argparse.Namespace) -> ServerParts:
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(models, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port(f"{args.host}:{args.port}")
+    port = server.add_insecure_port(grpc_address(args.host, args.port))
     if port == 0:
-        raise ValueError(f"could not bind {args.host}:{args.port}")
+        raise ValueError(f"could not bind {grpc_address(args.host, args.port)}")
     api = RestApi(predictions, models, metrics)
     return ServerParts(server, port, manager, scheduler, health_servicer, api)
+
+
+def grpc_address(host: str, port: int) -> str:
+    """``host:port`` as gRPC reads it: an IPv6 address in brackets (``[::1]:8500``)."""
+    host = host.strip("[]")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

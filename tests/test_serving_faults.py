@@ -501,3 +501,32 @@ def test_a_signature_with_a_sparse_input_is_refused_naming_it():
     signature.outputs["total"].name = "total:0"
     with pytest.raises(ValueError, match="signature 'serving_default' input 'ids' is a coo_sparse tensor; only dense"):
         signature_callable(None, "serving_default", signature)
+
+
+def test_both_apis_bind_the_ipv6_loopback_written_either_way():
+    """``--host ::1`` failed in gRPC and ``--host [::1]`` in REST (issue 29, case 8)."""
+    import urllib.request
+    from concurrent import futures
+
+    import grpc
+
+    from serving import rest
+    from serving.server import grpc_address
+
+    assert grpc_address("::1", 8500) == grpc_address("[::1]", 8500) == "[::1]:8500"
+    assert grpc_address("127.0.0.1", 8500) == "127.0.0.1:8500"
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    assert server.add_insecure_port(grpc_address("::1", 0)) > 0
+    server.stop(None)
+
+    class Hello:
+        def handle(self, method, path, body):
+            return 200, "text/plain", f"{method} {path}".encode()
+
+    for host in ("::1", "[::1]"):
+        http_server, port = rest.serve(Hello(), host, 0)
+        try:
+            with urllib.request.urlopen(f"http://[::1]:{port}/v1/models/m", timeout=10) as response:
+                assert response.read() == b"GET /v1/models/m"
+        finally:
+            http_server.shutdown()
