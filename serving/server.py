@@ -68,7 +68,11 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 def dtype_name(dtype: int) -> str:
-    return types_pb2.DataType.Name(dtype)
+    """``DT_FLOAT`` for 1; for a number no `DataType` has, says so (a request's enum may hold any int)."""
+    try:
+        return types_pb2.DataType.Name(dtype)
+    except ValueError:
+        return f"{dtype} (no TensorFlow dtype)"
 
 
 def check_input(name: str, tensor_proto, expected, max_rows: int) -> np.ndarray:

@@ -193,6 +193,8 @@ def test_sizes_are_checked_on_the_proto_before_anything_is_decoded():
     widened = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[b"x"])
     widened.tensor_shape.dim.add(size=1)
     widened.tensor_shape.dim.add(size=60_000_000)
+    with pytest.raises(RequestError, match="has type 9999 \\(no TensorFlow dtype\\), the signature expects DT_STRING"):
+        check_input("examples", tensor_pb2.TensorProto(dtype=9999), batch_of(types_pb2.DT_STRING), max_rows=256)
     floats = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.0])
     floats.tensor_shape.dim.add(size=1)
     floats.tensor_shape.dim.add(size=60_000_000)
