@@ -12,14 +12,16 @@ named experiments from them.
 * ``bars``: BARS' published Frappe_x1 recipe (reczoo/BARS, run with FuxiCTR)
   in our settings, with FuxiCTR's training semantics, measured side by side
   with FuxiCTR itself (`benchmarks/fuxictr_side_by_side.py`): batch 4096,
-  D 10, Adam 1e-3 with gradients clipped to a global norm of 10, the learning
+  Adam 1e-3 with gradients clipped to a global norm of 10, the learning
   rate × 0.1 after each epoch without a better validation AUC, stopping after
   2 such epochs, the best epoch's weights restored once at the end; the
   embedding penalty ``embedding_l2 = 0.025`` (FuxiCTR's
   ``embedding_regularizer: 0.05``: ``(λ/2)·‖W‖²`` over every row of every id
   table, every step, the first-order weights included); batch norm at
   PyTorch's momentum (Keras' 0.9). DeepFM, DCNv2 and AFN+ take BARS' published
-  model settings; every other model BARS' training recipe with its own.
+  model settings (D 10 among them); every other model BARS' training recipe
+  with its own settings (FeatNet's D 16: at BARS' D 10 it validated 0.0018
+  lower, BENCHMARKS.md).
 * tuned: what `python -m featnet_tf.tune` found on Frappe, starting from
   ``bars`` (its first trial), for the models where it validated higher
   (`FRAPPE_TUNED`); ``<model>_frappe`` is each model's best of the two.
@@ -40,7 +42,6 @@ FAIR_RECIPE = (
 
 BARS_TRAINING: dict[str, Any] = {
     "data.batch_size": 4096,
-    "model.embedding_dim": 10,
     "model.embedding_l2": 0.025,
     "model.embedding_l2_first_order": True,
     "training.learning_rate": 1e-3,
@@ -54,20 +55,28 @@ BARS_TRAINING: dict[str, Any] = {
 
 # BARS' best published Frappe_x1 configs, model by model, in our arguments.
 BARS_FRAPPE_MODELS: dict[str, dict[str, Any]] = {
-    # DeepFM_frappe_x1: hidden_units [400, 400, 400], batch_norm, net_dropout 0.2
-    "deepfm": {"model.hidden_units": [400, 400, 400], "model.use_batch_norm": True, "model.dropout": 0.2},
-    # DCNv2_frappe_x1_007_c207b717: parallel, 4 cross layers, DNN [400, 400, 400], net_dropout 0.4, batch_norm
+    # DeepFM_frappe_x1: embedding_dim 10, hidden_units [400, 400, 400], batch_norm, net_dropout 0.2
+    "deepfm": {
+        "model.embedding_dim": 10,
+        "model.hidden_units": [400, 400, 400],
+        "model.use_batch_norm": True,
+        "model.dropout": 0.2,
+    },
+    # DCNv2_frappe_x1_007_c207b717: embedding_dim 10, parallel, 4 cross layers, DNN [400, 400, 400],
+    # net_dropout 0.4, batch_norm
     "dcnv2": {
+        "model.embedding_dim": 10,
         "model.structure": "parallel",
         "model.num_cross_layers": 4,
         "model.hidden_units": [400, 400, 400],
         "model.dropout": 0.4,
         "model.use_batch_norm": True,
     },
-    # AFN+_frappe_x1 (AFN_frappe_x1_004_d2ea60c3): 1000 logarithmic neurons, AFN DNN [400] (dropout 0.4),
-    # ensemble DNN [400, 400, 400] (dropout 0.2; ours has one dropout: 0.2), no batch norm,
-    # embedding_regularizer 0.001
+    # AFN+_frappe_x1 (AFN_frappe_x1_004_d2ea60c3): embedding_dim 10, 1000 logarithmic neurons, AFN DNN
+    # [400] (dropout 0.4), ensemble DNN [400, 400, 400] (dropout 0.2; ours has one dropout: 0.2), no batch
+    # norm, embedding_regularizer 0.001
     "afn_plus": {
+        "model.embedding_dim": 10,
         "model.num_neurons": 1000,
         "model.hidden_units": [400],
         "model.ensemble_units": [400, 400, 400],
