@@ -3,7 +3,8 @@
 Trains every (model, seed) cell with `featnet_tf.lifecycle.Trainer` and a
 recipe (`featnet_tf.recipes`, ``--recipe``): by default each model's best
 known recipe on the dataset (on Frappe ``<model>_frappe``: BARS' reference
-recipe, or the tuner's where it validated higher; elsewhere the fair recipe),
+recipe, the tuner's or the fair one, whichever validated highest over 3
+seeds; elsewhere the fair recipe),
 ``fair`` (one recipe for all: the best epoch and early stopping chosen on the
 exact validation AUC, a learning rate lowered on a validation plateau),
 ``bars`` (BARS' Frappe_x1 recipe) or ``tuned:DIR`` (each model's

@@ -9,8 +9,8 @@ rejecting an argument the model does not take with an error that names both.
 Experiments, for every registered model: ``<model>`` (the paper's §3.1.4
 settings: D = 16, Adam 1e-4; each baseline with its own paper's defaults),
 ``<model>_frappe_bars`` (BARS' Frappe_x1 recipe, `featnet_tf.recipes`) and
-``<model>_frappe`` (the package's best recipe on Frappe: BARS', or the
-tuner's where it validated higher). Criteo and Avazu need no experiment of
+``<model>_frappe`` (the package's best recipe on Frappe: BARS', the
+tuner's or the fair one, whichever validated highest over 3 seeds). Criteo and Avazu need no experiment of
 their own: the data directory says which dataset it is.
 """
 
