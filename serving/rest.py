@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import math
 import re
 import socket
 import threading
@@ -70,6 +71,9 @@ NUMPY_TYPES = {
 }
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def bad_request(message: str) -> RequestError:
     return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
@@ -100,12 +104,46 @@ def to_array(values: Any, dtype: int, name: str) -> np.ndarray:
         return np.array(strings(values, f"input '{name}'"), dtype=object)
     if dtype not in NUMPY_TYPES:
         raise bad_request(f"input '{name}' has type {types_pb2.DataType.Name(dtype)}, which JSON cannot carry here")
+    numpy_type = np.dtype(NUMPY_TYPES[dtype])
+    check_numbers(values, numpy_type, f"input '{name}'", types_pb2.DataType.Name(dtype))
     try:
-        return np.array(values, dtype=NUMPY_TYPES[dtype])
-    except (TypeError, ValueError):
-        raise bad_request(
-            f"input '{name}' expects {types_pb2.DataType.Name(dtype)} values; got {json.dumps(values)[:120]}"
-        ) from None
+        with np.errstate(over="ignore"):
+            array = np.array(values, dtype=numpy_type)
+    except OverflowError:
+        raise bad_request(f"input '{name}' holds an integer out of the range of {numpy_type}") from None
+    except (TypeError, ValueError):  # ragged rows
+        raise bad_request(f"input '{name}' is not a rectangular array of numbers") from None
+    if numpy_type.kind == "f" and np.any(np.isinf(array)):
+        where = ", ".join(map(str, np.argwhere(np.isinf(array))[0]))
+        raise bad_request(f"input '{name}' at [{where}]: the value is out of the range of {numpy_type}")
+    return array
+
+
+def refuse_constant(name: str) -> float:
+    """What `json.loads` does with NaN and ±Infinity, which JSON does not have: NaN is read, as TF
+    Serving's REST API reads it (the raw signature's missing number); ±Infinity is refused."""
+    if name == "NaN":
+        return math.nan
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def check_numbers(values: Any, numpy_type: np.dtype, where: str, type_name: str) -> None:
+    """Every leaf of `values` a JSON number the type takes, as TF Serving's REST API reads them: no
+    string, bool or null for a number, no fraction for an integer; and (our choice: a CTR model's
+    input is never one) no infinity; NaN is a missing number. Raises INVALID_ARGUMENT naming the row
+    and the input."""
+    if isinstance(values, list):
+        for index, item in enumerate(values):
+            check_numbers(
+                item, numpy_type, f"{where}[{index}]" if "row" in where else f"row {index} of {where}", type_name
+            )
+        return
+    integral = numpy_type.kind in "iu"
+    if isinstance(values, bool) or not isinstance(values, (int, float)) or (integral and isinstance(values, float)):
+        kind = "an integer" if integral else "a number"
+        raise bad_request(f"{where}: {type_name} takes {kind}, got {json.dumps(values)[:40]}")
+    if isinstance(values, float) and math.isinf(values):
+        raise bad_request(f"{where}: {type_name} takes a finite number (or NaN), got {values}")
 
 
 def to_json_value(array: np.ndarray) -> Any:
@@ -132,8 +170,12 @@ def to_feature(value: Any, where: str) -> feature_pb2.Feature:
             bytes_list=feature_pb2.BytesList(value=[decode_string(item, where) for item in values])
         )
     if all(isinstance(item, int) and not isinstance(item, bool) for item in values):
+        if not all(-(2**63) <= item < 2**63 for item in values):
+            raise bad_request(f"{where}: an integer out of the range of int64 in {json.dumps(value)[:80]}")
         return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=values))
     if all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in values):
+        if any(abs(item) > FLOAT32_MAX for item in values):  # infinity included; NaN is a missing number
+            raise bad_request(f"{where}: a number out of the range of float32 in {json.dumps(value)[:80]}")
         return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
     raise bad_request(f"{where}: values must be all strings or all numbers, got {json.dumps(value)[:80]}")
 
@@ -201,7 +243,9 @@ class RestApi:
     @staticmethod
     def _parse(body: bytes) -> dict:
         try:
-            payload = json.loads(body or b"null")
+            payload = json.loads(body or b"null", parse_constant=refuse_constant)
+        except RecursionError:
+            raise bad_request("the request body nests JSON deeper than the server parses") from None
         except (ValueError, UnicodeDecodeError) as error:
             raise bad_request(f"the request body is not JSON: {error}") from None
         if not isinstance(payload, dict):
@@ -209,10 +253,14 @@ class RestApi:
         return payload
 
     @staticmethod
-    def _spec(model_spec, name: str, version: str | None, signature_name: str = "") -> None:
+    def _spec(model_spec, name: str, version: str | None, signature_name: Any = "") -> None:
         model_spec.name = name
         if version is not None:
+            if int(version) >= 2**63:
+                raise RequestError(grpc.StatusCode.NOT_FOUND, f"model '{name}' has no version {version}")
             model_spec.version.value = int(version)
+        if not isinstance(signature_name, str):
+            raise bad_request(f"'signature_name' must be a string, got {json.dumps(signature_name)[:40]}")
         if signature_name:
             model_spec.signature_name = signature_name
 

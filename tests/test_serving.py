@@ -362,6 +362,42 @@ def test_rest_status_metadata_and_errors_are_tf_servings(deployment):
         assert status == want_status and message in answer["error"], (path, body, status, answer)
 
 
+def test_rest_refuses_what_tf_serving_refuses_and_coerces_nothing(deployment):
+    """Issue 29, cases 3 and 6: every request answered as TF Serving's {"error": ...}, naming row and input."""
+    raw = saved_model.raw_inputs_from_examples(deployment["run"].spec, deployment["examples"][:2])
+    inputs = {
+        name: [value.decode() if isinstance(value, bytes) else value for value in np.asarray(column).tolist()]
+        for name, column in raw.items()
+    }
+
+    def predict_raw_with_i1(literal: str) -> tuple[int, dict]:
+        body = json.dumps({"signature_name": "predict_raw", "inputs": {**inputs, "I1": [1.0, "__X__"]}})
+        return rest(deployment, "POST", "/v1/models/featnet:predict", body.replace('"__X__"', literal).encode())
+
+    for literal, message in (
+        ("null", "row 1 of input 'I1': DT_FLOAT takes a number, got null"),
+        ('"3.5"', "row 1 of input 'I1': DT_FLOAT takes a number, got \"3.5\""),
+        ("true", "row 1 of input 'I1': DT_FLOAT takes a number, got true"),
+        ("1e400", "row 1 of input 'I1': DT_FLOAT takes a finite number (or NaN), got inf"),
+        ("1e39", "input 'I1' at [1]: the value is out of the range of float32"),
+        ("-Infinity", "-Infinity is not a JSON number"),
+    ):
+        status, answer = predict_raw_with_i1(literal)
+        assert status == 400 and message in answer["error"], (literal, status, answer)
+    assert predict_raw_with_i1("3.5")[0] == 200, "a number is a number"
+    assert predict_raw_with_i1("NaN")[0] == 200, "NaN: the raw signature's missing number, as TF Serving reads it"
+    cases = [
+        (":predict", b"[" * 5000 + b"]" * 5000, 400, "nests JSON deeper than the server parses"),
+        (":predict", {"instances": ["x"], "signature_name": 7}, 400, "'signature_name' must be a string, got 7"),
+        (":classify", {"signature_name": "classification", "examples": [{"I1": 2**70}]}, 400, "range of int64"),
+    ]
+    for verb, body, want_status, message in cases:
+        status, answer = rest(deployment, "POST", f"/v1/models/featnet{verb}", body)
+        assert status == want_status and message in answer["error"], (body, status, answer)
+    status, answer = rest(deployment, "GET", "/v1/models/featnet/versions/99999999999999999999")
+    assert status == 404 and "has no version 99999999999999999999" in answer["error"], answer
+
+
 def test_the_metrics_endpoint_counts_requests_by_api_code_and_version_and_batch_sizes(deployment):
     import base64
 
