@@ -105,7 +105,7 @@ def to_array(values: Any, dtype: int, name: str) -> np.ndarray:
     if dtype not in NUMPY_TYPES:
         raise bad_request(f"input '{name}' has type {types_pb2.DataType.Name(dtype)}, which JSON cannot carry here")
     numpy_type = np.dtype(NUMPY_TYPES[dtype])
-    check_numbers(values, numpy_type, f"input '{name}'", types_pb2.DataType.Name(dtype))
+    check_numbers(values, numpy_type, name, types_pb2.DataType.Name(dtype))
     try:
         with np.errstate(over="ignore"):
             array = np.array(values, dtype=numpy_type)
@@ -127,23 +127,29 @@ def refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def check_numbers(values: Any, numpy_type: np.dtype, where: str, type_name: str) -> None:
-    """Every leaf of `values` a JSON number the type takes, as TF Serving's REST API reads them: no
-    string, bool or null for a number, no fraction for an integer; and (our choice: a CTR model's
-    input is never one) no infinity; NaN is a missing number. Raises INVALID_ARGUMENT naming the row
-    and the input."""
-    if isinstance(values, list):
-        for index, item in enumerate(values):
-            check_numbers(
-                item, numpy_type, f"{where}[{index}]" if "row" in where else f"row {index} of {where}", type_name
-            )
+def check_numbers(values: Any, numpy_type: np.dtype, name: str, type_name: str) -> None:
+    """Every leaf of input `name`'s `values` (one per row) a JSON number the type takes, as TF
+    Serving's REST API reads them: no string, bool or null for a number, no fraction for an integer;
+    and (our choice: a CTR model's input is never one) no infinity; NaN is a missing number. Raises
+    INVALID_ARGUMENT naming the row and the input."""
+    if not isinstance(values, list):
+        check_leaves(values, numpy_type, f"input '{name}'", type_name)
+        return
+    for row, value in enumerate(values):
+        check_leaves(value, numpy_type, f"row {row} of input '{name}'", type_name)
+
+
+def check_leaves(value: Any, numpy_type: np.dtype, where: str, type_name: str) -> None:
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            check_leaves(item, numpy_type, f"{where}[{index}]", type_name)
         return
     integral = numpy_type.kind in "iu"
-    if isinstance(values, bool) or not isinstance(values, (int, float)) or (integral and isinstance(values, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integral and isinstance(value, float)):
         kind = "an integer" if integral else "a number"
-        raise bad_request(f"{where}: {type_name} takes {kind}, got {json.dumps(values)[:40]}")
-    if isinstance(values, float) and math.isinf(values):
-        raise bad_request(f"{where}: {type_name} takes a finite number (or NaN), got {values}")
+        raise bad_request(f"{where}: {type_name} takes {kind}, got {json.dumps(value)[:40]}")
+    if isinstance(value, float) and math.isinf(value):
+        raise bad_request(f"{where}: {type_name} takes a finite number (or NaN), got {value}")
 
 
 def to_json_value(array: np.ndarray) -> Any:
