@@ -11,12 +11,15 @@ the same batches (the floor the server adds to). One line per cell.
 ``--variant LABEL@DIR`` (repeatable) runs the server of another checkout
 of this repository (e.g. ``git archive <commit> | tar x -C /tmp/before``)
 beside this one's (``--variant after``), one after the other in the same
-run, on the same in-process floor.
+run, on the same in-process floor. ``--rest`` measures each cell over REST
+too (``:predict`` with base64 Examples, one kept-alive connection a client;
+every variant must have the REST API).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -25,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from harness import parse_variant  # benchmarks/, on the path of a script run from it
 
-from serving.loadtest import read_examples, run_load
+from serving.loadtest import read_examples, run_load, run_rest_load
 from serving.local import LocalServer
 from tfbase.versions import list_versions
 
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL[@DIR]")
     parser.add_argument("--server_flags", default="", help="more flags for every server, e.g. '--num_batch_threads 1'")
     parser.add_argument("--cells", default="1x1,1x8,256x1,256x8", help="BATCHxCLIENTS cells to measure")
+    parser.add_argument("--rest", action="store_true", help="measure every cell over REST as well as gRPC")
     args = parser.parse_args(argv)
     variants = [parse_variant(text) for text in args.variant or ["server"]]
     examples = read_examples(args.examples, limit=20_000)
@@ -74,12 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     for label, source in variants:
         base = os.path.abspath(args.export_base)  # the server of another checkout runs from there
         flags = ["--max_batch_size", "1024", *args.server_flags.split()]
-        with LocalServer(base, "featnet", *flags, source=source, rest_api=source is None) as server:
-            for cell in args.cells.split(","):
+        with LocalServer(base, "featnet", *flags, source=source, rest_api=source is None or args.rest) as server:
+            for cell, api in itertools.product(args.cells.split(","), ["gRPC", "REST"] if args.rest else ["gRPC"]):
                 batch_size, clients = (int(part) for part in cell.split("x"))
-                result = run_load(server.target, "featnet", examples, clients, args.seconds, batch_size)
+                if api == "REST":
+                    result = run_rest_load(server.rest_target, "featnet", examples, clients, args.seconds, batch_size)
+                else:
+                    result = run_load(server.target, "featnet", examples, clients, args.seconds, batch_size)
                 print(
-                    f"{label}: batch {batch_size:>3}, {clients} client(s) over gRPC: p50 {result['p50_ms']:.2f} "
+                    f"{label}: batch {batch_size:>3}, {clients} client(s) over {api}: p50 {result['p50_ms']:.2f} "
                     f"ms, p95 {result['p95_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms (in-process p99 + "
                     f"{result['p99_ms'] - floors[batch_size]['p99_ms']:.2f} ms), {result['qps']:,.0f} QPS = "
                     f"{result['predictions_per_second']:,.0f} predictions/s, errors {result['errors'] or 0}",

@@ -18,11 +18,18 @@ run exits 1 if any good request failed or any malformed one was answered.
     python -m serving.loadtest --target localhost:8500 --model_name featnet \
         --examples 'data/test/*.tfrecord.gz' --clients 8 --malformed_clients 1 \
         --new_version_every 1 --model_base_path /models/featnet --seconds 10
+
+Under abuse: ``--abusive_clients A --rest_target HOST:PORT`` adds A clients
+that send, in rotation, every case of `serving.abuse` (declared shapes far
+beyond the values, bodies over the limit, broken framing, smuggled requests,
+slow and idle connections, values a signature refuses), each checked against
+the answer it must get: the run exits 1 if any got another.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import itertools
 import json
 import os
@@ -37,6 +44,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 
+from serving import abuse
 from serving.client import PredictionClient
 from serving.metrics import scrape_request_counts
 from tfbase.versions import list_versions
@@ -68,6 +76,41 @@ def publish_copy_of_newest(base_path: str, keep: int = 10) -> int:
     return new
 
 
+def run_together(threads: list[threading.Thread], start_barrier: threading.Barrier) -> float:
+    """Starts `threads`, lets them past `start_barrier` at once, joins them; the seconds between."""
+    for thread in threads:
+        thread.start()
+    start_barrier.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began
+
+
+def load_summary(
+    latencies: list[list[float]], errors: list[dict[str, int]], elapsed: float, batch_size: int
+) -> dict[str, Any]:
+    """What each client measured, summed: requests, errors by code, QPS and latency percentiles (ms)."""
+    all_latencies = np.array([value for per_client in latencies for value in per_client])
+    error_counts: dict[str, int] = {}
+    for per_client in errors:
+        for code, count in per_client.items():
+            error_counts[code] = error_counts.get(code, 0) + count
+    ok = len(all_latencies)
+    return {
+        "clients": len(latencies),
+        "batch_size": batch_size,
+        "seconds": elapsed,
+        "requests": ok,
+        "errors": error_counts,
+        "qps": ok / elapsed,
+        "predictions_per_second": ok * batch_size / elapsed,
+        "p50_ms": float(np.percentile(all_latencies, 50)) if ok else None,
+        "p95_ms": float(np.percentile(all_latencies, 95)) if ok else None,
+        "p99_ms": float(np.percentile(all_latencies, 99)) if ok else None,
+    }
+
+
 def run_load(
     target: str,
     model_name: str,
@@ -81,6 +124,8 @@ def run_load(
     new_version_every: float = 0.0,
     model_base_path: str | None = None,
     metrics_target: str | None = None,
+    abusive_clients: int = 0,
+    rest_target: str | None = None,
 ) -> dict[str, Any]:
     """Runs the load and returns its summary (latencies in milliseconds).
     With `metrics_target` (the server's REST ``HOST:PORT``), the server's
@@ -88,6 +133,8 @@ def run_load(
     says whether they match what the clients sent and got back."""
     if new_version_every > 0 and not model_base_path:
         raise ValueError("--new_version_every needs --model_base_path, the directory the server watches")
+    if abusive_clients and not rest_target:
+        raise ValueError("--abusive_clients needs --rest_target, the server's REST HOST:PORT")
     batches = [list(examples[i : i + batch_size]) for i in range(0, len(examples) - batch_size + 1, batch_size)] or [
         list(examples[:batch_size])
     ]
@@ -96,8 +143,11 @@ def run_load(
     answered_versions: set[int] = set()
     malformed: dict[str, Any] = {"requests": 0, "answered": 0, "errors": {}}
     malformed_lock = threading.Lock()
+    abusive: dict[str, Any] = {"requests": 0, "as_expected": 0, "unexpected": [], "grpc_predict_codes": {}}
     published: list[int] = []
-    start_barrier = threading.Barrier(clients + malformed_clients + (1 if new_version_every > 0 else 0) + 1)
+    start_barrier = threading.Barrier(
+        clients + malformed_clients + abusive_clients + (1 if new_version_every > 0 else 0) + 1
+    )
 
     def client_loop(index: int) -> None:
         with PredictionClient(target, model_name, timeout=timeout, retries=0) as client:
@@ -137,6 +187,29 @@ def run_load(
                     else:
                         malformed["errors"][outcome] = malformed["errors"].get(outcome, 0) + 1
 
+    def abusive_loop(index: int) -> None:
+        targets = abuse.Targets(target, rest_target, model_name)
+        names = list(abuse.CASES)
+        names = names[index % len(names) :] + names[: index % len(names)]  # each client starts elsewhere
+        start_barrier.wait()
+        deadline = time.perf_counter() + seconds
+        for name in itertools.cycle(names):
+            if time.perf_counter() >= deadline:
+                break
+            try:
+                outcome = abuse.CASES[name].send(targets)
+            except Exception as error:  # the server failed to answer in a way the case did not expect
+                outcome = abuse.Outcome(f"client error {type(error).__name__}", str(error))
+            problem = abuse.check(name, outcome)
+            with malformed_lock:
+                abusive["requests"] += 1
+                abusive["as_expected"] += problem is None
+                if problem:
+                    abusive["unexpected"].append(problem)
+                if abuse.CASES[name].grpc_predict:
+                    codes = abusive["grpc_predict_codes"]
+                    codes[str(outcome.status)] = codes.get(str(outcome.status), 0) + 1
+
     def publisher_loop() -> None:
         start_barrier.wait()
         deadline = time.perf_counter() + seconds
@@ -146,50 +219,77 @@ def run_load(
 
     threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
     threads += [threading.Thread(target=malformed_loop) for _ in range(malformed_clients)]
+    threads += [threading.Thread(target=abusive_loop, args=(i,)) for i in range(abusive_clients)]
     if new_version_every > 0:
         threads.append(threading.Thread(target=publisher_loop))
     counted_before = scrape_request_counts(metrics_target, "predict", "grpc") if metrics_target else {}
-    for thread in threads:
-        thread.start()
-    start_barrier.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    all_latencies = np.array([value for per_client in latencies for value in per_client])
-    error_counts: dict[str, int] = {}
-    for per_client in errors:
-        for code, count in per_client.items():
-            error_counts[code] = error_counts.get(code, 0) + count
-    ok = len(all_latencies)
+    summary = load_summary(latencies, errors, run_together(threads, start_barrier), batch_size)
+    error_counts, ok = summary["errors"], summary["requests"]
     metrics = {}
     if metrics_target:
         after = scrape_request_counts(metrics_target, "predict", "grpc")
         counted = {code: after[code] - counted_before.get(code, 0) for code in after}
         sent = dict(error_counts)
-        for code, count in malformed["errors"].items():
+        for code, count in [*malformed["errors"].items(), *abusive["grpc_predict_codes"].items()]:
             sent[code] = sent.get(code, 0) + count
         sent["OK"] = ok + malformed["answered"]
         sent = {code: count for code, count in sent.items() if count}
         counted = {code: count for code, count in counted.items() if count}
         metrics = {"server_metrics": {"counted": counted, "sent": sent, "match": counted == sent}}
     return {
-        "clients": clients,
-        "batch_size": batch_size,
-        "seconds": elapsed,
-        "requests": ok,
-        "errors": error_counts,
-        "qps": ok / elapsed,
-        "predictions_per_second": ok * batch_size / elapsed,
-        "p50_ms": float(np.percentile(all_latencies, 50)) if ok else None,
-        "p95_ms": float(np.percentile(all_latencies, 95)) if ok else None,
-        "p99_ms": float(np.percentile(all_latencies, 99)) if ok else None,
+        **summary,
         "failed_good_requests": sum(error_counts.values()),
         "versions_answered": sorted(answered_versions),
         **({"malformed": malformed} if malformed_clients else {}),
+        **({"abusive": {**abusive, "unexpected": abusive["unexpected"][:20]}} if abusive_clients else {}),
         **({"versions_published": published} if new_version_every > 0 else {}),
         **metrics,
     }
+
+
+def run_rest_load(
+    rest_target: str, model_name: str, examples: Sequence[bytes], clients: int, seconds: float, batch_size: int
+) -> dict[str, Any]:
+    """`clients` threads POSTing ``:predict`` with `batch_size` base64 Examples each over a kept-alive
+    HTTP/1.1 connection for `seconds`; the summary of `run_load` (latencies in milliseconds)."""
+    import http.client
+
+    host, port = rest_target.rsplit(":", 1)
+    path = f"/v1/models/{model_name}:predict"
+    bodies = [
+        json.dumps(
+            {"instances": [{"b64": base64.b64encode(example).decode()} for example in examples[i : i + batch_size]]}
+        )
+        for i in range(0, max(1, len(examples) - batch_size + 1), batch_size)
+    ][:64]
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[dict[str, int]] = [{} for _ in range(clients)]
+    start_barrier = threading.Barrier(clients + 1)
+
+    def client_loop(index: int) -> None:
+        connection = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=30)
+        start_barrier.wait()
+        deadline = time.perf_counter() + seconds
+        for body in itertools.cycle(bodies):
+            if time.perf_counter() >= deadline:
+                break
+            begin = time.perf_counter()
+            try:
+                connection.request("POST", path, body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                status = type(error).__name__
+            if status == 200:
+                latencies[index].append(1000.0 * (time.perf_counter() - begin))
+            else:
+                errors[index][str(status)] = errors[index].get(str(status), 0) + 1
+        connection.close()
+
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+    return load_summary(latencies, errors, run_together(threads, start_barrier), batch_size)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,6 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--max_requests", type=int, default=1_000_000, help="per client")
     parser.add_argument("--malformed_clients", type=int, default=0, help="clients sending non-Example requests")
+    parser.add_argument(
+        "--abusive_clients",
+        type=int,
+        default=0,
+        help="clients sending serving.abuse's cases in rotation (REST and gRPC)",
+    )
+    parser.add_argument("--rest_target", help="the server's REST HOST:PORT, for --abusive_clients")
     parser.add_argument("--new_version_every", type=float, default=0.0, help="seconds between new versions (0: none)")
     parser.add_argument("--model_base_path", help="the served base path, for --new_version_every")
     parser.add_argument(
@@ -220,8 +327,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         new_version_every=args.new_version_every,
         model_base_path=args.model_base_path,
         metrics_target=args.metrics_target,
+        abusive_clients=args.abusive_clients,
+        rest_target=args.rest_target,
     )
     print(json.dumps(summary, indent=2))
+    if args.abusive_clients:
+        report = summary["abusive"]
+        print(
+            f"[loadtest] abusive: {report['as_expected']} of {report['requests']} answered as they must be"
+            + "".join(f"\n[loadtest]   {problem}" for problem in report["unexpected"])
+        )
     if args.malformed_clients or args.new_version_every:
         print(
             f"[loadtest] {summary['failed_good_requests']} of {summary['requests'] + summary['failed_good_requests']} "
@@ -231,7 +346,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "server_metrics" in summary:
         check = summary["server_metrics"]
         print(f"[loadtest] server counted {check['counted']}, clients sent {check['sent']}: match {check['match']}")
-    failed = summary["errors"] or summary.get("malformed", {}).get("answered")
+    failed = (
+        summary["errors"]
+        or summary.get("malformed", {}).get("answered")
+        or summary.get("abusive", {}).get("unexpected")
+    )
     return 1 if failed or not summary.get("server_metrics", {}).get("match", True) else 0
 
 

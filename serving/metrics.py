@@ -6,7 +6,12 @@ answers Prometheus' text format, written by the standard `prometheus_client`:
 * ``serving_requests_total{model, version, api, entrypoint, code}``: requests
   answered, by model, the version that answered (empty when none did), API
   (predict, classify, regress, metadata, status), entrypoint (grpc, rest)
-  and status code (OK, INVALID_ARGUMENT, NOT_FOUND, ...);
+  and status code (OK, INVALID_ARGUMENT, NOT_FOUND, ...). REST answers given
+  before any API ran are counted too, under the API of their path (or
+  ``(none)`` when no path was read) and the code of their HTTP status
+  (`serving.rest.CODE_OF_STATUS`: 413, 414 and 431 are RESOURCE_EXHAUSTED,
+  408 DEADLINE_EXCEEDED, 503 UNAVAILABLE). A gRPC message over the size
+  limit is refused by gRPC's core before Python sees it and is not counted;
 * ``serving_request_latency_seconds{model, api, entrypoint}``: a histogram of
   the time from request to answer, in the server;
 * ``serving_batch_size{model, version}``: a histogram of the rows of each

@@ -18,17 +18,16 @@ the Docker image:
 
 Errors answer ``{"error": "<message>"}`` with the HTTP status of the gRPC code.
 Every request is answered by the same `PredictionServicer` methods as gRPC.
+`serving.rest_server` carries the requests over HTTP, with its limits.
 """
 
 from __future__ import annotations
 
 import base64
-import http.server
 import json
+import logging
 import math
 import re
-import socket
-import threading
 from typing import Any
 
 import grpc
@@ -49,6 +48,8 @@ from serving import tensors
 from serving.errors import RequestError
 from serving.metrics import answered
 
+LOG = logging.getLogger("serving.rest")
+
 HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.FAILED_PRECONDITION: 400,
@@ -59,6 +60,19 @@ HTTP_STATUS = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
+CODE_OF_STATUS = {  # the metrics' code of an answer refused before any API ran
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    413: "RESOURCE_EXHAUSTED",
+    414: "RESOURCE_EXHAUSTED",
+    431: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+WANTED_METHOD = {"status": "GET", "metadata": "GET", "predict": "POST", "classify": "POST", "regress": "POST"}
 ROUTE = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?::(?P<verb>\w+)|/(?P<meta>metadata))?$"
 )
@@ -71,11 +85,17 @@ NUMPY_TYPES = {
 }
 
 
+CONTAINERS_PER_ROW = 64
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def bad_request(message: str) -> RequestError:
     return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def error_body(message: str) -> bytes:
+    """TF Serving's error answer."""
+    return json.dumps({"error": message}).encode("utf-8")
 
 
 # === JSON values to and from arrays and Examples ===
@@ -212,30 +232,49 @@ class RestApi:
 
     def __init__(self, predictions, models, metrics: metrics_lib.ServingMetrics | None) -> None:
         self.predictions, self.models, self.metrics = predictions, models, metrics
+        self.max_json_containers = CONTAINERS_PER_ROW * predictions.scheduler.max_batch_size
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
-        """(HTTP status, content type, body) of one request."""
+        """(HTTP status, content type, body) of one request; every answer counted in the metrics."""
         if method == "GET" and path == metrics_lib.PATH and self.metrics is not None:
             return 200, metrics_lib.CONTENT_TYPE, self.metrics.exposition()
+        match = ROUTE.match(path)
+        verb = match and (match["verb"] or match["meta"] or "status")
+        if verb not in WANTED_METHOD or WANTED_METHOD[verb] != method:
+            return 404, "application/json", self.refused(path, 404, f"Malformed request: {method} {path[:200]}")
+        name, version = match["name"], match["version"]
+        build, handler, answer = self._api(verb)
+        answer_body: list[bytes] = []
+
+        def call():
+            try:
+                payload = self._parse(body) if method == "POST" else {}
+                response = handler(build(payload, name, version))
+                answer_body.append(json.dumps(answer(response, payload)).encode("utf-8"))
+            except RecursionError:  # a deep value inside a shallow enough body
+                raise bad_request("the request nests JSON values deeper than the server reads") from None
+            return response
+
         try:
-            match = ROUTE.match(path)
-            if match is None:
-                raise RequestError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
-            name, version, verb = match["name"], match["version"], match["verb"] or match["meta"] or "status"
-            wanted = {"status": "GET", "metadata": "GET", "predict": "POST", "classify": "POST", "regress": "POST"}
-            if verb not in wanted or wanted[verb] != method:
-                raise RequestError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
-            build, handler, answer = self._api(verb)
-            payload: dict = {}
-
-            def call():
-                payload.update(self._parse(body) if method == "POST" else {})
-                return handler(build(payload, name, version))
-
-            response = answered(self.metrics, self.predictions.manager.name, name, verb, "rest", call)
-            return 200, "application/json", json.dumps(answer(response, payload)).encode("utf-8")
+            answered(self.metrics, self.predictions.manager.name, name, verb, "rest", call)
         except RequestError as error:
-            return HTTP_STATUS.get(error.code, 500), "application/json", json.dumps({"error": str(error)}).encode()
+            return HTTP_STATUS.get(error.code, 500), "application/json", error_body(str(error))
+        except Exception as error:  # counted INTERNAL by `answered`; answered all the same
+            LOG.exception("error answering %s %s", method, path)
+            return 500, "application/json", error_body(f"internal error: {type(error).__name__}: {error}")
+        return 200, "application/json", answer_body[0]
+
+    def refused(self, path: str, status: int, message: str) -> bytes:
+        """The body of an answer given before any API ran (an unknown path, a request over a
+        limit, malformed HTTP), counted in the metrics under the code of `status`."""
+        if self.metrics is not None:
+            match = ROUTE.match(path)
+            served = self.predictions.manager.name
+            model = served if match and match["name"] == served else "(unknown)"
+            verb = match and (match["verb"] or match["meta"] or "status")
+            api = verb if verb in WANTED_METHOD else "(none)"
+            self.metrics.request(model, None, api, "rest", CODE_OF_STATUS.get(status, "UNKNOWN"), 0.0)
+        return error_body(message)
 
     def _api(self, verb: str):
         return {
@@ -246,13 +285,30 @@ class RestApi:
             "status": (self._status_request, self.models.status, self._proto_answer),
         }[verb]
 
-    @staticmethod
-    def _parse(body: bytes) -> dict:
+    def _parse(self, body: bytes) -> dict:
+        """The request's JSON object. Python's objects cost tens of bytes a value, so before
+        parsing, the objects and arrays a body opens are bounded by the rows a request may carry
+        (a conservative count: a '{' or '[' inside a string counts too); the nesting depth is
+        bounded by the parser's recursion limit."""
+        containers = body.count(b"{") + body.count(b"[")
+        if containers > self.max_json_containers:
+            raise bad_request(
+                f"the request body opens {containers} JSON objects or arrays ('{{' or '['), more than the"
+                f" {self.max_json_containers} this server reads ({CONTAINERS_PER_ROW} a row of its"
+                f" max_batch_size {self.max_json_containers // CONTAINERS_PER_ROW})"
+            )
         try:
-            payload = json.loads(body or b"null", parse_constant=refuse_constant)
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise bad_request(
+                f"the request body is not UTF-8: byte 0x{body[error.start]:02x} at offset {error.start}"
+                f" (after {body[max(0, error.start - 30) : error.start]!r})"
+            ) from None
+        try:
+            payload = json.loads(text or "null", parse_constant=refuse_constant)
         except RecursionError:
             raise bad_request("the request body nests JSON deeper than the server parses") from None
-        except (ValueError, UnicodeDecodeError) as error:
+        except ValueError as error:
             raise bad_request(f"the request body is not JSON: {error}") from None
         if not isinstance(payload, dict):
             raise bad_request("the request body must be a JSON object")
@@ -367,41 +423,3 @@ class RestApi:
         return json_format.MessageToDict(
             response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
         )
-
-
-class IPv6HTTPServer(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
-def serve(api: RestApi, host: str, port: int) -> tuple[http.server.ThreadingHTTPServer, int]:
-    """Starts the REST API on a thread; returns the server (call `shutdown`)
-    and the port it bound."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _answer(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, content_type, payload = api.handle(method, self.path.split("?", 1)[0], body)
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def do_GET(self) -> None:
-            self._answer("GET")
-
-        def do_POST(self) -> None:
-            self._answer("POST")
-
-        def log_message(self, format: str, *args) -> None:  # one line per request would drown the server's log
-            pass
-
-    host = host.strip("[]")  # "[::1]", as a URL writes it, is the address ::1
-    server_class = IPv6HTTPServer if ":" in host else http.server.ThreadingHTTPServer
-    server = server_class((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="rest-api", daemon=True).start()
-    return server, server.server_address[1]

@@ -4,7 +4,8 @@ Implements `tensorflow.serving.PredictionService` (Predict, Classify, Regress,
 GetModelMetadata) and `ModelService.GetModelStatus` with the protos of
 tensorflow-serving-api, so the clients, requests and SavedModels are the ones
 used against the real `tensorflow_model_server` (see docker/); the same
-APIs over REST (`serving.rest`) on `--rest_api_port`, with Prometheus metrics
+APIs over REST (`serving.rest`, on aiohttp's HTTP server with the limits of
+`serving.rest_server`) on `--rest_api_port`, with Prometheus metrics
 (`serving.metrics`). A lone request runs at once; concurrent ones are
 batched (`serving.batching`). It serves the
 newest version under a model base path and picks up new versions without a
@@ -14,7 +15,8 @@ on SIGTERM.
 
 Under faults: a malformed request fails alone (its batch is retried request by
 request) with INVALID_ARGUMENT naming the row and feature; sizes are checked
-from the tensor's shape before anything is decoded; a full batch queue answers
+from the tensor's full declared shape, against the values it carries, before
+anything is decoded; a full batch queue answers
 UNAVAILABLE and more than `--max_concurrent_rpcs` calls RESOURCE_EXHAUSTED;
 work whose caller has gone is never computed.
 
@@ -51,7 +53,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving import rest, tensors
+from serving import rest_server, tensors
 from serving.batching import BatchScheduler, CallerGone, QueueFull
 from serving.errors import RequestError, explain_model_error
 from serving.metrics import PATH as METRICS_PATH
@@ -202,7 +204,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         except CallerGone as error:
             raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, str(error)) from None
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
-            message = getattr(error, "message", None) or str(error)
+            if isinstance(error, UnicodeDecodeError):  # TensorFlow's message quoted bytes that are not UTF-8
+                message = bytes(error.object).decode("utf-8", "replace")
+            else:
+                message = getattr(error, "message", None) or str(error)
             reason = explain_model_error(message, inputs)
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"the model refused the request: {reason}") from None
 
@@ -385,7 +390,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_name", required=True)
     parser.add_argument("--model_base_path", required=True, help="directory of integer version subdirectories")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    parser.add_argument(
+        "--host",
+        type=bare_host,
+        default="127.0.0.1",
+        help="address to bind (default loopback only); an IPv6 address with or without brackets",
+    )
     parser.add_argument("--port", type=int, default=8500, help="gRPC port; 0 picks a free port (printed)")
     parser.add_argument(
         "--rest_api_port", type=int, default=8501, help="REST API and metrics port; 0 disables REST (as in TF Serving)"
@@ -430,7 +440,49 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=60.0,
         help="how long to wait at start for a first version to load before exiting (0: as long as it takes)",
     )
+    rest_limits = parser.add_argument_group("REST server limits (serving.rest_server)")
+    defaults = rest_server.HttpLimits()
+    rest_limits.add_argument(
+        "--rest_api_num_threads", type=int, default=defaults.num_threads, help="requests answered at once (4 per CPU)"
+    )
+    rest_limits.add_argument(
+        "--rest_api_timeout_in_ms",
+        type=int,
+        default=int(defaults.timeout_seconds * 1000),
+        help="a request's body must arrive (else 408) and its answer be ready (else 504) within this",
+    )
+    rest_limits.add_argument(
+        "--rest_api_max_body_bytes", type=int, default=defaults.max_body_bytes, help="larger bodies are refused (413)"
+    )
+    rest_limits.add_argument(
+        "--rest_api_max_header_bytes",
+        type=int,
+        default=defaults.max_header_bytes,
+        help="the longest request line (else 414) and header (else 431)",
+    )
+    rest_limits.add_argument(
+        "--rest_api_idle_timeout_seconds",
+        type=float,
+        default=defaults.idle_timeout_seconds,
+        help="a connection without a request in progress, or still sending its headers, is closed after this",
+    )
+    rest_limits.add_argument(
+        "--rest_api_max_connections",
+        type=int,
+        default=defaults.max_connections,
+        help="connections held at once; beyond, requests are answered 503 and the connection closed",
+    )
     args = parser.parse_args(argv)
+    for flag in (
+        "rest_api_num_threads",
+        "rest_api_timeout_in_ms",
+        "rest_api_max_body_bytes",
+        "rest_api_max_header_bytes",
+        "rest_api_idle_timeout_seconds",
+        "rest_api_max_connections",
+    ):
+        if getattr(args, flag) <= 0:
+            parser.error(f"--{flag} must be > 0. Received: {getattr(args, flag)}")
     if args.version_wait_seconds < 0:
         parser.error(f"--version_wait_seconds must be >= 0. Received: {args.version_wait_seconds}")
     return args
@@ -496,10 +548,25 @@ def build_server(args: argparse.Namespace) -> ServerParts:
     return ServerParts(server, port, manager, scheduler, health_servicer, api)
 
 
+def bare_host(host: str) -> str:
+    """The address `--host` names: ``[::1]``, as a URL writes it, is ``::1``."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
 def grpc_address(host: str, port: int) -> str:
     """``host:port`` as gRPC reads it: an IPv6 address in brackets (``[::1]:8500``)."""
-    host = host.strip("[]")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def http_limits(args: argparse.Namespace) -> rest_server.HttpLimits:
+    return rest_server.HttpLimits(
+        max_body_bytes=args.rest_api_max_body_bytes,
+        max_header_bytes=args.rest_api_max_header_bytes,
+        idle_timeout_seconds=args.rest_api_idle_timeout_seconds,
+        timeout_seconds=args.rest_api_timeout_in_ms / 1000,
+        max_connections=args.rest_api_max_connections,
+        num_threads=args.rest_api_num_threads,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -525,10 +592,10 @@ def serve(args: argparse.Namespace) -> int:
         print(f"[server] error: {error}", file=sys.stderr)
         parts.grpc_server.stop(0)
         return 2
-    rest_server = None
+    http_server = None
     if args.rest_api_port:
         try:
-            rest_server, rest_port = rest.serve(parts.rest, args.host, args.rest_api_port)
+            http_server, rest_port = rest_server.serve(parts.rest, args.host, args.rest_api_port, http_limits(args))
         except OSError as error:
             where = f"{args.host}:{args.rest_api_port}"
             print(f"[server] error: the REST API cannot bind {where}: {error}", file=sys.stderr)
@@ -548,8 +615,8 @@ def serve(args: argparse.Namespace) -> int:
     stopping.wait()
     print("[server] shutting down: finishing requests in flight", flush=True)
     parts.health.enter_graceful_shutdown()
-    if rest_server is not None:
-        rest_server.shutdown()
+    if http_server is not None:
+        http_server.shutdown()
     parts.grpc_server.stop(grace=10).wait()
     parts.scheduler.stop()  # joins the batch threads: no model call outlives main()
     parts.manager.stop()

@@ -512,10 +512,12 @@ def test_both_apis_bind_the_ipv6_loopback_written_either_way():
 
     import grpc
 
-    from serving import rest
-    from serving.server import grpc_address
+    from serving import rest_server
+    from serving.server import bare_host, grpc_address, parse_args
 
-    assert grpc_address("::1", 8500) == grpc_address("[::1]", 8500) == "[::1]:8500"
+    assert parse_args(["--model_name", "m", "--model_base_path", "b", "--host", "[::1]"]).host == "::1"
+    assert bare_host("::1") == bare_host("[::1]") == "::1"
+    assert grpc_address("::1", 8500) == "[::1]:8500"
     assert grpc_address("127.0.0.1", 8500) == "127.0.0.1:8500"
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
     assert server.add_insecure_port(grpc_address("::1", 0)) > 0
@@ -526,7 +528,7 @@ def test_both_apis_bind_the_ipv6_loopback_written_either_way():
             return 200, "text/plain", f"{method} {path}".encode()
 
     for host in ("::1", "[::1]"):
-        http_server, port = rest.serve(Hello(), host, 0)
+        http_server, port = rest_server.serve(Hello(), bare_host(host), 0)
         try:
             with urllib.request.urlopen(f"http://[::1]:{port}/v1/models/m", timeout=10) as response:
                 assert response.read() == b"GET /v1/models/m"
