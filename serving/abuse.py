@@ -14,6 +14,7 @@ import base64
 import dataclasses
 import http.client
 import json
+import select
 import socket
 import time
 from typing import Callable
@@ -172,13 +173,11 @@ def slow_headers(targets: Targets, seconds: float = 120.0) -> Outcome:
         while time.perf_counter() - begin < seconds:
             try:
                 sock.sendall(b"X")
-                if sock.recv(1024, socket.MSG_DONTWAIT) == b"":
+                readable, _, _ = select.select([sock], [], [], 0.2)
+                if readable and sock.recv(1024) == b"":
                     break
-            except BlockingIOError:
-                pass
             except ConnectionError:
                 break
-            time.sleep(0.2)
         else:
             return Outcome("held", f"still open after {seconds} s", time.perf_counter() - begin)
     return Outcome("closed", seconds=time.perf_counter() - begin)
