@@ -354,7 +354,7 @@ CASES: dict[str, Case] = {
     "infinity_for_a_float": Case(6, float_input_given("1e400"), 400, "takes a finite number"),
     "beyond_float32": Case(6, float_input_given("1e39"), 400, "out of the range of float32"),
     "not_utf8": Case(7, not_utf8, 400, "not UTF-8: byte 0x96 at offset"),
-    "not_an_example": Case(7, not_an_example, 400, "row 0"),
+    "not_an_example": Case(7, not_an_example, 400, "row 0 of input 'examples' is not a serialized tf.train.Example"),
     "grpc_unknown_dtype": Case(7, unknown_dtype, "INVALID_ARGUMENT", "9999 (no TensorFlow dtype)"),
     "long_url": Case(7, long_url, 414, "URL is longer than"),
     "long_header": Case(7, long_header, 431, "header of the request is longer than"),

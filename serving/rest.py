@@ -93,6 +93,13 @@ def bad_request(message: str) -> RequestError:
     return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+def route(path: str) -> tuple[re.Match | None, str | None]:
+    """The path's match of `ROUTE` and its API (``predict``, ``status``, ...; None for none of ours)."""
+    match = ROUTE.match(path)
+    verb = match and (match["verb"] or match["meta"] or "status")
+    return match, (verb if verb in WANTED_METHOD else None)
+
+
 def error_body(message: str) -> bytes:
     """TF Serving's error answer."""
     return json.dumps({"error": message}).encode("utf-8")
@@ -238,9 +245,8 @@ class RestApi:
         """(HTTP status, content type, body) of one request; every answer counted in the metrics."""
         if method == "GET" and path == metrics_lib.PATH and self.metrics is not None:
             return 200, metrics_lib.CONTENT_TYPE, self.metrics.exposition()
-        match = ROUTE.match(path)
-        verb = match and (match["verb"] or match["meta"] or "status")
-        if verb not in WANTED_METHOD or WANTED_METHOD[verb] != method:
+        match, verb = route(path)
+        if verb is None or WANTED_METHOD[verb] != method:
             return 404, "application/json", self.refused(path, 404, f"Malformed request: {method} {path[:200]}")
         name, version = match["name"], match["version"]
         build, handler, answer = self._api(verb)
@@ -268,12 +274,10 @@ class RestApi:
         """The body of an answer given before any API ran (an unknown path, a request over a
         limit, malformed HTTP), counted in the metrics under the code of `status`."""
         if self.metrics is not None:
-            match = ROUTE.match(path)
+            match, verb = route(path)
             served = self.predictions.manager.name
             model = served if match and match["name"] == served else "(unknown)"
-            verb = match and (match["verb"] or match["meta"] or "status")
-            api = verb if verb in WANTED_METHOD else "(none)"
-            self.metrics.request(model, None, api, "rest", CODE_OF_STATUS.get(status, "UNKNOWN"), 0.0)
+            self.metrics.request(model, None, verb or "(none)", "rest", CODE_OF_STATUS.get(status, "UNKNOWN"), 0.0)
         return error_body(message)
 
     def _api(self, verb: str):

@@ -110,7 +110,8 @@ class ConnectionHandler(web_protocol.RequestHandler):
             text = "the answer was not ready within the request timeout"
         else:
             status, text = framing_status(exc)
-        self.rest_server.api.refused(request.raw_path if status != 400 else "", status, text)
+        path = request.raw_path if status in (500, 504) else ""  # else the request line was not read
+        self.rest_server.api.refused(path, status, text)
         return error_response(status, text, close=True)
 
 
