@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces BENCHMARKS.md's Table 3 runs: every model tuned on Frappe
-# (issue 28: `featnet_tf.tune`, 6 trials each from BARS' recipe) and trained
+# (issue 28: `featnet_tf.tune`, 4 trials each from its Frappe recipe) and trained
 # with its tuned recipe (3 seeds); every model with the fair recipe (issue 12)
 # on Frappe (3 seeds), the Criteo sample (3 seeds) and 200k generated
 # Criteo-shaped rows (1 seed); then the FeatNet ablation on Frappe. Usage:
@@ -29,7 +29,7 @@ fi
 TUNED=featnet,featnet_eq13,deepfm,dcnv2,afn_plus,autoint_plus,fibinet
 for model in ${TUNED//,/ }; do
     $PY -m featnet_tf.tune --model "$model" --dataset frappe --data_dir "$WORK/frappe_prep" \
-        --output_dir "$WORK/tune/$model" --trials 6
+        --output_dir "$WORK/tune/$model" --trials 4
 done
 $PY -m featnet_tf.benchmark --data_dir "$WORK/frappe_prep" --dataset frappe --seeds 3 --output_dir "$WORK/frappe_tuned" \
     --models "$TUNED" --recipe "tuned:$WORK/tune" --title "Frappe, each model tuned"

@@ -101,8 +101,8 @@ FRAPPE_BEST: dict[str, str | dict[str, Any]] = {
     "deepfm": "bars",  # 0.9616; the tuned one 0.9612, fair 0.9550
     "dcnv2": "bars",  # 0.9629, the tuner's best was BARS' own; fair 0.9505
     "featnet": "fair",  # 0.9582; tuned 0.9568 (0.9580, 0.9568, 0.9555), BARS' 0.9572 (1 seed)
-    "featnet_eq13": "fair",  # 0.9404; not tuned, BARS' not run
-    "afn_plus": "fair",  # 0.9586; BARS' stopped at 0.942 after 14 epochs, not tuned
+    "featnet_eq13": "fair",  # 0.9404; its study's winner was the fair start (3 of 4 draws pruned), BARS' not run
+    "afn_plus": "fair",  # 0.9586; its study's winner was the fair start (3 of 4 pruned); BARS' 0.942 at epoch 14
     "autoint_plus": "fair",  # 0.9515; tuned 0.9461 (0.9526, 0.9523, 0.9333), BARS' 0.9341 (1 seed)
     # 0.9569 (0.9576, 0.9560, 0.9572): the tuner's trial 2 of 4; fair 0.9534, BARS' 0.8051 (1 seed)
     "fibinet": {
