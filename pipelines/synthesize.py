@@ -8,6 +8,12 @@ row is written beside the data (``<output>.probabilities.npy``, row order), so
 the Bayes-optimal AUC of any subset of rows is known.
 
     python -m pipelines.synthesize --format criteo --rows 100000 --output /tmp/criteo.tsv
+
+A stream of days (``--days N``, or ``--day K`` alone): the same planted model
+every day, over a vocabulary that moves: each day a share of every long-tailed
+field's tokens stops appearing and new tokens take their traffic.
+
+    python -m pipelines.synthesize --rows 200000 --days 5 --output /tmp/days
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gzip
+import os
 import sys
 from typing import Sequence
 
@@ -125,10 +132,8 @@ def _calibrate(logits: np.ndarray, click_rate: float) -> np.ndarray:
     return 1 / (1 + np.exp(-(logits + (low + high) / 2)))
 
 
-def synthesize_criteo(rows: int, seed: int = 0, click_rate: float = 0.25) -> Synthetic:
-    rng = np.random.default_rng(seed)
-    codes: dict[str, np.ndarray] = {}
-    logits = np.zeros(rows)
+def _criteo_numeric(rng: np.random.Generator, rows: int, logits: np.ndarray) -> list[np.ndarray]:
+    """The 13 count columns (as strings, missing empty); adds I1's effect to `logits`."""
     numeric_columns = []
     for index, name in enumerate(CRITEO_NUMERIC):
         present = rng.random(rows) >= CRITEO_NUMERIC_MISSING[index]
@@ -138,6 +143,14 @@ def synthesize_criteo(rows: int, seed: int = 0, click_rate: float = 0.25) -> Syn
         if name == CRITEO_NUMERIC_EFFECT:
             logits += np.where(present, 0.5 * (np.log1p(np.maximum(values, 0)) - 1.5), 0.0)
         numeric_columns.append(np.where(present, values.astype(str), ""))
+    return numeric_columns
+
+
+def synthesize_criteo(rows: int, seed: int = 0, click_rate: float = 0.25) -> Synthetic:
+    rng = np.random.default_rng(seed)
+    codes: dict[str, np.ndarray] = {}
+    logits = np.zeros(rows)
+    numeric_columns = _criteo_numeric(rng, rows, logits)
     categorical_columns = []
     for index, name in enumerate(CRITEO_CATEGORICAL):
         cardinality = CRITEO_CARDINALITIES[index]
@@ -153,6 +166,94 @@ def synthesize_criteo(rows: int, seed: int = 0, click_rate: float = 0.25) -> Syn
     labels = (rng.random(rows) < probabilities).astype(np.int64)
     columns = [labels.astype(str)] + numeric_columns + categorical_columns
     return Synthetic(None, columns, labels, probabilities)
+
+
+# === A stream of days: one planted click model, a vocabulary that moves ===
+
+LONG_TAILED = 1000  # a field of at least this many ids renews its tokens day after day
+
+
+def _hash_uniform(values: np.ndarray, salt: int) -> np.ndarray:
+    """A uniform number in (0, 1) for each integer of `values`, the same on every call (splitmix64)."""
+    x = values.astype(np.uint64) + np.uint64(salt * 0x9E3779B97F4A7C15 % 2**64)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    return ((x >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+
+
+def token_generations(cardinality: int, day: int, seed: int, field_index: int, new_token_rate: float) -> np.ndarray:
+    """How many times each id slot's token has been replaced by a new one up to `day` (0 on day 0).
+
+    In a field of `LONG_TAILED` ids or more, each day replaces ``new_token_rate`` of the slots,
+    rarer slots more often (chosen with a weight proportional to the slot's popularity rank): the
+    replaced slot's token stops appearing and a token never seen before takes its traffic."""
+    generations = np.zeros(cardinality, np.int64)
+    if cardinality < LONG_TAILED or new_token_rate <= 0:
+        return generations
+    weights = np.arange(1, cardinality + 1, dtype=np.float64)
+    weights /= weights.sum()
+    for past_day in range(1, day + 1):
+        rng = np.random.default_rng([seed, field_index, past_day, 1])
+        replaced = rng.choice(cardinality, size=round(new_token_rate * cardinality), replace=False, p=weights)
+        generations[replaced] += 1
+    return generations
+
+
+def token_effects(tokens: np.ndarray, seed: int, field_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """The planted model's ±1 interaction code and first-order weight (normal, std 0.7) of each
+    token number: a function of the token alone, so a token keeps its effect every day."""
+    salt = (seed * 1_000 + field_index) * 3
+    code = np.where(_hash_uniform(tokens, salt) < 0.5, -1.0, 1.0)
+    u1, u2 = _hash_uniform(tokens, salt + 1), _hash_uniform(tokens, salt + 2)
+    return code, 0.7 * np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
+
+
+def synthesize_criteo_day(
+    rows: int, day: int, seed: int = 0, new_token_rate: float = 0.15, click_rate: float = 0.25
+) -> Synthetic:
+    """Day `day` of a stream of Criteo-format days: the planted effects of `synthesize_criteo`,
+    the same every day (`token_effects`), over tokens that move (`token_generations`); each
+    day's rows are drawn apart (a day can be made alone) and its bias set to `click_rate`."""
+    rng = np.random.default_rng([seed, day, 2])
+    codes: dict[str, np.ndarray] = {}
+    logits = np.zeros(rows)
+    numeric_columns = _criteo_numeric(rng, rows, logits)
+    categorical_columns = []
+    for index, name in enumerate(CRITEO_CATEGORICAL):
+        cardinality = CRITEO_CARDINALITIES[index]
+        slots = _skewed_ids(rng, rows, cardinality)
+        present = rng.random(rows) >= CRITEO_CATEGORICAL_MISSING[index]
+        tokens = slots + cardinality * token_generations(cardinality, day, seed, index, new_token_rate)[slots]
+        code, weight = token_effects(tokens, seed, index)
+        codes[name] = np.where(present, code, 0.0)
+        if name in CRITEO_FIRST_ORDER:
+            logits += np.where(present, weight, 0.0)
+        categorical_columns.append(np.where(present, _tokens(tokens, index), ""))
+    for interaction in CRITEO_INTERACTIONS:
+        logits += interaction.weight * np.prod([codes[name] for name in interaction.fields], axis=0)
+    probabilities = _calibrate(logits, click_rate)
+    labels = (rng.random(rows) < probabilities).astype(np.int64)
+    return Synthetic(None, [labels.astype(str)] + numeric_columns + categorical_columns, labels, probabilities)
+
+
+def day_path(output_dir: str, day: int) -> str:
+    return os.path.join(output_dir, f"day-{day:02d}.tsv")
+
+
+def synthesize_days(output_dir: str, rows: int, days: int, seed: int = 0, new_token_rate: float = 0.15) -> list[str]:
+    """Writes days 0 .. `days` − 1 (`day_path`), each with its true probabilities; their paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    paths, previous = [], None
+    for day in range(days):
+        data = synthesize_criteo_day(rows, day, seed, new_token_rate)
+        write(data, day_path(output_dir, day), "\t")
+        paths.append(day_path(output_dir, day))
+        vocabulary = set(np.concatenate(data.columns[1 + len(CRITEO_NUMERIC) :]).tolist()) - {""}
+        news = f", {len(vocabulary - previous) / len(vocabulary):.1%} of its tokens new" if previous else ""
+        print(f"[synthesize] day {day}: {rows} rows → {paths[-1]} (click rate {data.labels.mean():.4f}{news})")
+        previous = vocabulary
+    return paths
 
 
 def synthesize_avazu(rows: int, seed: int = 0, click_rate: float = 0.17) -> Synthetic:
@@ -237,10 +338,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--output", required=True, help="file to write (.gz compresses)")
     parser.add_argument("--seed", type=int, default=0)
+    days = parser.add_argument_group("a stream of days (Criteo format): one click model, a vocabulary that moves")
+    days.add_argument("--days", type=int, help="write days 0 .. N-1 as --output/day-NN.tsv (--output a directory)")
+    days.add_argument("--day", type=int, help="write day K alone to --output")
+    days.add_argument(
+        "--new_token_rate",
+        type=float,
+        default=0.15,
+        help=f"share of each field's ids (fields of >= {LONG_TAILED}) whose token is replaced by a new one each day",
+    )
     args = parser.parse_args(argv)
     if args.rows <= 0:
         parser.error(f"--rows must be positive. Received: {args.rows}")
-    synthesize_file(args.output, args.rows, args.format, args.seed)
+    if (args.days is not None or args.day is not None) and args.format != "criteo":
+        parser.error("--days and --day write Criteo-format days")
+    if not 0 <= args.new_token_rate < 1:
+        parser.error(f"--new_token_rate must be in [0, 1). Received: {args.new_token_rate}")
+    if args.days is not None:
+        if args.days <= 0:
+            parser.error(f"--days must be positive. Received: {args.days}")
+        synthesize_days(args.output, args.rows, args.days, args.seed, args.new_token_rate)
+    elif args.day is not None:
+        data = synthesize_criteo_day(args.rows, args.day, args.seed, args.new_token_rate)
+        write(data, args.output, "\t")
+        print(f"[synthesize] day {args.day}: {args.rows} rows → {args.output} (click rate {data.labels.mean():.4f})")
+    else:
+        synthesize_file(args.output, args.rows, args.format, args.seed)
     return 0
 
 
