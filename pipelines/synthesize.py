@@ -146,26 +146,38 @@ def _criteo_numeric(rng: np.random.Generator, rows: int, logits: np.ndarray) -> 
     return numeric_columns
 
 
-def synthesize_criteo(rows: int, seed: int = 0, click_rate: float = 0.25) -> Synthetic:
-    rng = np.random.default_rng(seed)
+def _criteo_rows(rng: np.random.Generator, rows: int, click_rate: float, field_effects) -> Synthetic:
+    """Criteo-format rows drawn from `rng`: counts, then per categorical field its ids and missing
+    rows, with ``field_effects(index, ids, first_order) -> (token numbers, ±1 codes, first-order
+    weights or None)`` saying what each id is and does; the planted interactions over the codes."""
     codes: dict[str, np.ndarray] = {}
     logits = np.zeros(rows)
     numeric_columns = _criteo_numeric(rng, rows, logits)
     categorical_columns = []
     for index, name in enumerate(CRITEO_CATEGORICAL):
-        cardinality = CRITEO_CARDINALITIES[index]
-        ids = _skewed_ids(rng, rows, cardinality)
+        ids = _skewed_ids(rng, rows, CRITEO_CARDINALITIES[index])
         present = rng.random(rows) >= CRITEO_CATEGORICAL_MISSING[index]
-        codes[name] = _codes(rng, ids, cardinality, present)
-        if name in CRITEO_FIRST_ORDER:
-            logits += np.where(present, rng.normal(0, 0.7, cardinality)[ids], 0.0)
-        categorical_columns.append(np.where(present, _tokens(ids, index), ""))
+        tokens, code, weight = field_effects(index, ids, name in CRITEO_FIRST_ORDER)
+        codes[name] = np.where(present, code, 0.0)
+        if weight is not None:
+            logits += np.where(present, weight, 0.0)
+        categorical_columns.append(np.where(present, _tokens(tokens, index), ""))
     for interaction in CRITEO_INTERACTIONS:
         logits += interaction.weight * np.prod([codes[name] for name in interaction.fields], axis=0)
     probabilities = _calibrate(logits, click_rate)
     labels = (rng.random(rows) < probabilities).astype(np.int64)
-    columns = [labels.astype(str)] + numeric_columns + categorical_columns
-    return Synthetic(None, columns, labels, probabilities)
+    return Synthetic(None, [labels.astype(str)] + numeric_columns + categorical_columns, labels, probabilities)
+
+
+def synthesize_criteo(rows: int, seed: int = 0, click_rate: float = 0.25) -> Synthetic:
+    rng = np.random.default_rng(seed)
+
+    def planted(index: int, ids: np.ndarray, first_order: bool):
+        cardinality = CRITEO_CARDINALITIES[index]
+        code = rng.permutation(np.resize([-1.0, 1.0], cardinality))[ids]
+        return ids, code, (rng.normal(0, 0.7, cardinality)[ids] if first_order else None)
+
+    return _criteo_rows(rng, rows, click_rate, planted)
 
 
 # === A stream of days: one planted click model, a vocabulary that moves ===
@@ -215,26 +227,14 @@ def synthesize_criteo_day(
     """Day `day` of a stream of Criteo-format days: the planted effects of `synthesize_criteo`,
     the same every day (`token_effects`), over tokens that move (`token_generations`); each
     day's rows are drawn apart (a day can be made alone) and its bias set to `click_rate`."""
-    rng = np.random.default_rng([seed, day, 2])
-    codes: dict[str, np.ndarray] = {}
-    logits = np.zeros(rows)
-    numeric_columns = _criteo_numeric(rng, rows, logits)
-    categorical_columns = []
-    for index, name in enumerate(CRITEO_CATEGORICAL):
+
+    def moving(index: int, slots: np.ndarray, first_order: bool):
         cardinality = CRITEO_CARDINALITIES[index]
-        slots = _skewed_ids(rng, rows, cardinality)
-        present = rng.random(rows) >= CRITEO_CATEGORICAL_MISSING[index]
         tokens = slots + cardinality * token_generations(cardinality, day, seed, index, new_token_rate)[slots]
         code, weight = token_effects(tokens, seed, index)
-        codes[name] = np.where(present, code, 0.0)
-        if name in CRITEO_FIRST_ORDER:
-            logits += np.where(present, weight, 0.0)
-        categorical_columns.append(np.where(present, _tokens(tokens, index), ""))
-    for interaction in CRITEO_INTERACTIONS:
-        logits += interaction.weight * np.prod([codes[name] for name in interaction.fields], axis=0)
-    probabilities = _calibrate(logits, click_rate)
-    labels = (rng.random(rows) < probabilities).astype(np.int64)
-    return Synthetic(None, [labels.astype(str)] + numeric_columns + categorical_columns, labels, probabilities)
+        return tokens, code, (weight if first_order else None)
+
+    return _criteo_rows(np.random.default_rng([seed, day, 2]), rows, click_rate, moving)
 
 
 def day_path(output_dir: str, day: int) -> str:
