@@ -142,7 +142,7 @@ def run_load(
     errors: list[dict[str, int]] = [{} for _ in range(clients)]
     answered_versions: set[int] = set()
     malformed: dict[str, Any] = {"requests": 0, "answered": 0, "errors": {}}
-    malformed_lock = threading.Lock()
+    tally_lock = threading.Lock()
     abusive: dict[str, Any] = {"requests": 0, "as_expected": 0, "unexpected": [], "grpc_predict_codes": {}}
     published: list[int] = []
     start_barrier = threading.Barrier(
@@ -180,7 +180,7 @@ def run_load(
                     outcome = None
                 except grpc.RpcError as error:
                     outcome = error.code().name
-                with malformed_lock:
+                with tally_lock:
                     malformed["requests"] += 1
                     if outcome is None:
                         malformed["answered"] += 1
@@ -201,7 +201,7 @@ def run_load(
             except Exception as error:  # the server failed to answer in a way the case did not expect
                 outcome = abuse.Outcome(f"client error {type(error).__name__}", str(error))
             problem = abuse.check(name, outcome)
-            with malformed_lock:
+            with tally_lock:
                 abusive["requests"] += 1
                 abusive["as_expected"] += problem is None
                 if problem:

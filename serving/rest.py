@@ -257,8 +257,8 @@ class RestApi:
                 payload = self._parse(body) if method == "POST" else {}
                 response = handler(build(payload, name, version))
                 answer_body.append(json.dumps(answer(response, payload)).encode("utf-8"))
-            except RecursionError:  # a deep value inside a shallow enough body
-                raise bad_request("the request nests JSON values deeper than the server reads") from None
+            except RecursionError:  # in the parser, or reading a deep value the parser took
+                raise bad_request("the request body nests JSON deeper than the server parses") from None
             return response
 
         try:
@@ -293,7 +293,7 @@ class RestApi:
         """The request's JSON object. Python's objects cost tens of bytes a value, so before
         parsing, the objects and arrays a body opens are bounded by the rows a request may carry
         (a conservative count: a '{' or '[' inside a string counts too); the nesting depth is
-        bounded by the parser's recursion limit."""
+        bounded by the interpreter's recursion limit (`handle` answers a RecursionError)."""
         containers = body.count(b"{") + body.count(b"[")
         if containers > self.max_json_containers:
             raise bad_request(
@@ -310,8 +310,6 @@ class RestApi:
             ) from None
         try:
             payload = json.loads(text or "null", parse_constant=refuse_constant)
-        except RecursionError:
-            raise bad_request("the request body nests JSON deeper than the server parses") from None
         except ValueError as error:
             raise bad_request(f"the request body is not JSON: {error}") from None
         if not isinstance(payload, dict):

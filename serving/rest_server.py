@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import json
 import logging
 import os
 import socket
@@ -71,12 +70,18 @@ class BodyTooLarge(Exception):
     pass
 
 
-def error_response(status: int, message: str, close: bool = False) -> web.Response:
-    response = web.Response(status=status, body=json.dumps({"error": message}).encode("utf-8"), content_type=JSON)
-    response.headers["Server"] = SERVER_HEADER
+def response(status: int, body: bytes, content_type: str = JSON, close: bool = False) -> web.Response:
+    answer = web.Response(status=status, body=body, content_type=None)
+    answer.headers["Content-Type"] = content_type
+    answer.headers["Server"] = SERVER_HEADER
     if close:
-        response.force_close()
-    return response
+        answer.force_close()
+    return answer
+
+
+def refusal(api: RestApi, path: str, status: int, message: str, close: bool = False) -> web.Response:
+    """TF Serving's error answer to a request refused before any API ran, counted (`RestApi.refused`)."""
+    return response(status, api.refused(path, status, message), close=close)
 
 
 def framing_status(error: BaseException | None) -> tuple[int, str]:
@@ -111,8 +116,7 @@ class ConnectionHandler(web_protocol.RequestHandler):
         else:
             status, text = framing_status(exc)
         path = request.raw_path if status in (500, 504) else ""  # else the request line was not read
-        self.rest_server.api.refused(path, status, text)
-        return error_response(status, text, close=True)
+        return refusal(self.rest_server.api, path, status, text, close=True)
 
 
 class CappedServer(web.Server):
@@ -189,8 +193,7 @@ class RestServer:
         path = request.raw_path.split("?", 1)[0]
         if request.protocol.over_capacity:
             message = f"the server holds its maximum of {self.limits.max_connections} connections: retry later"
-            self.api.refused(path, 503, message)
-            return error_response(503, message, close=True)
+            return refusal(self.api, path, 503, message, close=True)
         reading = True  # a timeout while the body arrives is the client's (408), after it the server's (504)
         try:
             async with asyncio.timeout(self.limits.timeout_seconds):
@@ -203,24 +206,17 @@ class RestServer:
             message = (
                 f"the request body has {error.args[0]} bytes or more, beyond the limit of {self.limits.max_body_bytes}"
             )
-            self.api.refused(path, 413, message)
-            return error_response(413, message, close=True)
+            return refusal(self.api, path, 413, message, close=True)
         except TimeoutError:
             if reading:
                 message = f"the request body did not arrive within {self.limits.timeout_seconds:g} s"
-                self.api.refused(path, 408, message)
-                return error_response(408, message, close=True)
+                return refusal(self.api, path, 408, message, close=True)
             message = f"the answer was not ready within {self.limits.timeout_seconds:g} s"
-            self.api.refused(path, 504, message)
-            return error_response(504, message)
+            return refusal(self.api, path, 504, message)
         except http_exceptions.HttpProcessingError as error:  # a malformed chunked body, a body cut short
             status, message = framing_status(error)
-            self.api.refused(path, status, message)
-            return error_response(status, message, close=True)
-        response = web.Response(status=status, body=payload, content_type=None)
-        response.headers["Content-Type"] = content_type
-        response.headers["Server"] = SERVER_HEADER
-        return response
+            return refusal(self.api, path, status, message, close=True)
+        return response(status, payload, content_type)
 
     @property
     def connections(self) -> int:
