@@ -17,6 +17,7 @@
 6. `featnet_tf.analyze` writes the report of what the model learned.
 
     python -m demo [--rows 100000] [--epochs 12] [--work_dir demo_output]
+    python -m demo --days 3 [--rows 30000]     # the daily loop instead (`demo.days`)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import time
 
 import pandas as pd
 
+from demo import days
 from featnet_tf import analyze, experiments
 from featnet_tf.lifecycle import RunResult, Trainer
 from featnet_tf.metrics import binary_auc, log_loss
@@ -55,11 +57,17 @@ def train(experiment: str, data_dir: str, run_dir: str, overrides: tuple[str, ..
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, help="rows (a day, with --days); default 100,000 (30,000 a day)")
     parser.add_argument("--epochs", type=int, default=12, help="epoch cap; early stopping usually ends training first")
     parser.add_argument("--work_dir", default="demo_output")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--days", type=int, default=0, help="run the daily loop over this many synthetic days instead (demo.days)"
+    )
     args = parser.parse_args(argv)
+    if args.days:
+        day_results = days.run_days(args.work_dir, args.days, args.rows or 30_000, min(args.epochs, 3), args.seed)
+        return {f"day_{result.day}_test_auc": result.test_auc for result in day_results}
 
     start = time.perf_counter()
     shutil.rmtree(args.work_dir, ignore_errors=True)
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     run_dir = os.path.join(args.work_dir, "run")
 
     print("== 1/6 synthesize", flush=True)
-    synthesize.synthesize_file(raw, args.rows, "criteo", args.seed)
+    synthesize.synthesize_file(raw, args.rows or 100_000, "criteo", args.seed)
     print("== 2/6 preprocess", flush=True)
     preprocess.preprocess(preprocess.PreprocessOptions(data_dir, "criteo", input=[raw]))
     print("== 3/6 train → evaluate → export → check", flush=True)

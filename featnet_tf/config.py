@@ -98,6 +98,8 @@ class DataConfig:
             training); `auto` does so when the ids of a split take at most
             `cache_max_megabytes`; `none` streams the TFRecords every epoch.
         cache_max_megabytes: the largest split `auto` keeps in memory.
+        accept_anomalies: train on a directory whose ``validation.json``
+            lists anomalies (`pipelines.validation`); refused otherwise.
     """
 
     data_dir: str = ""
@@ -106,6 +108,7 @@ class DataConfig:
     shuffle_buffer: int = 100_000
     cache: str = "auto"
     cache_max_megabytes: int = 2048
+    accept_anomalies: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +148,10 @@ class TrainingConfig:
             `multi_worker` (from TF_CONFIG).
         mixed_precision: train in mixed_float16 (GPUs).
         jit: compile the train step with XLA.
+        warm_start: a run directory of the same model to start from
+            (`featnet_tf.warm_start`): its best weights, every embedding row
+            carried by token into this run's vocabularies; "" to start from
+            scratch. The optimizer's state starts fresh.
     """
 
     epochs: int = 10
@@ -165,6 +172,7 @@ class TrainingConfig:
     strategy: str = "mirrored"
     mixed_precision: bool = False
     jit: bool = False
+    warm_start: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,10 +183,23 @@ class ExportConfig:
         export_base: TF Serving's model base path; versions go to
             ``<export_base>/<version>/``. Empty: ``<run_dir>/export``.
         warmup_examples: rows written as TF Serving warm-up requests.
+        require_no_worse: publish only a candidate no worse than the newest
+            version already under the export base, both scored on the
+            candidate's validation rows (`featnet_tf.blessing`).
+        auc_tolerance: the candidate's AUC may be this much below the
+            baseline's.
+        logloss_tolerance: the candidate's LogLoss may be this much above
+            the baseline's.
+        max_calibration_error: the candidate's mean predicted probability
+            over the observed click rate may differ from 1 by this much.
     """
 
     export_base: str = ""
     warmup_examples: int = 8
+    require_no_worse: bool = True
+    auc_tolerance: float = 0.0
+    logloss_tolerance: float = 0.002
+    max_calibration_error: float = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,8 +354,15 @@ def validate(config: ExperimentConfig) -> None:
         value = getattr(config.training, key)
         if value is not None and value <= 0:
             raise ValueError(f"`training.{key}` must be positive or null. Received: training.{key}={value}")
-    if config.model.embedding_l2 < 0:
-        raise ValueError(f"`model.embedding_l2` must be >= 0. Received: model.embedding_l2={config.model.embedding_l2}")
+    non_negative = {
+        "model.embedding_l2": config.model.embedding_l2,
+        "export.auc_tolerance": config.export.auc_tolerance,
+        "export.logloss_tolerance": config.export.logloss_tolerance,
+        "export.max_calibration_error": config.export.max_calibration_error,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ValueError(f"`{key}` must be >= 0. Received: {key}={value}")
     if not 0.0 < config.training.decay_rate <= 1.0:
         raise ValueError(
             f"`training.decay_rate` must be in (0, 1]. Received: training.decay_rate={config.training.decay_rate}"

@@ -5,8 +5,13 @@
 Loads the run's best weights, stages the SavedModel in a hidden directory of
 the export base (default ``<run_dir>/export``), runs the servability check
 there against the training path's predictions for a few test rows, and only
-then publishes it as ``<export_base>/<version>/``: a version that fails its
-check (a diverged model, an op TF Serving lacks) is never seen by a server.
+then, unless ``export.require_no_worse`` is off, scores it and the newest
+version already published on the run's validation rows
+(`featnet_tf.blessing`); only then publishes it as
+``<export_base>/<version>/``: a version that fails its check (a diverged
+model, an op TF Serving lacks, worse than the version serving) is never seen
+by a server. Exit codes: 1 for a run or export that cannot be used, 5 when
+the candidate is refused (``blessing.json`` in the run directory says why).
 The step itself is `featnet_tf.lifecycle.export_run`, which `Trainer.export`
 calls at the end of a run.
 """
@@ -18,7 +23,7 @@ import sys
 from typing import Sequence
 
 import featnet_tf  # noqa: F401  (selects legacy Keras)
-from featnet_tf import lifecycle, saved_model, training
+from featnet_tf import blessing, lifecycle, saved_model, training
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, saved_model.ServabilityError) as error:
         print(f"[export] error: {error}", file=sys.stderr)
         return 1
+    except blessing.CandidateRefused as error:
+        print(f"[export] {error}", file=sys.stderr)
+        return blessing.REFUSED_EXIT_CODE
     ops, difference = published.report["ops"], max(published.report["max_abs_difference"].values())
     print(f"[export] wrote {published.path}; servability check passed ({ops} ops, max difference {difference:.2g})")
     return 0

@@ -290,6 +290,14 @@ class Field:
         max_length: multi-hot lists are padded or truncated to this length.
         pooling: `mean` or `sum` pooling of a multi-hot field (Eq. 1).
         dimension: length of a dense vector field.
+        max_drift: this field's threshold of day-to-day drift in
+            `pipelines.validation` (L-infinity distance of a categorical or
+            multi-hot field, Jensen-Shannon divergence of a numeric one);
+            None: the run's ``--max_l_infinity`` / ``--max_js_divergence``.
+        max_oov_increase: this field's threshold of the rise of its
+            out-of-vocabulary share over the baseline day's (None: the run's).
+        max_missing_change: this field's threshold of the change of its
+            missing rate (None: the run's).
     """
 
     name: str
@@ -305,6 +313,9 @@ class Field:
     max_length: int = 8
     pooling: str = "mean"
     dimension: int | None = None
+    max_drift: float | None = None
+    max_oov_increase: float | None = None
+    max_missing_change: float | None = None
 
     def __post_init__(self) -> None:
         _require(bool(self.name), f"A field needs a name. Received: name={self.name!r}")
@@ -322,6 +333,12 @@ class Field:
             _require(
                 value is None or value > 0,
                 f"`{name}` of field `{self.name}` must be positive. Received: {name}={value}",
+            )
+        for name in ("max_drift", "max_oov_increase", "max_missing_change"):
+            value = getattr(self, name)
+            _require(
+                value is None or value >= 0,
+                f"`{name}` of field `{self.name}` must be >= 0. Received: {name}={value}",
             )
         _require(
             self.min_count >= 1,

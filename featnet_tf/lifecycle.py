@@ -37,9 +37,9 @@ from typing import Any, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
+from featnet_tf import blessing, experiments, prepared_data, saved_model, training, warm_start, workers
 from featnet_tf import callbacks as callbacks_lib
 from featnet_tf import config as config_lib
-from featnet_tf import experiments, prepared_data, saved_model, training, workers
 from featnet_tf.files import read_json, write_json
 
 
@@ -74,10 +74,11 @@ class FitResult:
 
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
-    """A published version: its directory and the servability check's report."""
+    """A published version: its directory, the servability check's report and the publish check's decision."""
 
     path: str
     report: dict[str, Any] | None = None  # None when read back from export.json
+    blessing: dict[str, Any] | None = None  # None when read back, or when export.require_no_worse is off
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,15 +94,31 @@ class RunResult:
 
 def export_run(run: training.Run, export_base: str | None = None) -> ExportResult:
     """Stages the run's serving model, checks its servability against the
-    training path's predictions for a few test rows, then publishes it as the
-    next version. `saved_model.ServabilityError` (and nothing published) when the check fails."""
+    training path's predictions for a few test rows, then (with
+    ``export.require_no_worse``) judges it against the newest published
+    version (`featnet_tf.blessing`), and publishes it as the next version.
+    Nothing is published when a check fails: `saved_model.ServabilityError`,
+    or `blessing.CandidateRefused` (``blessing.json`` in the run directory
+    says why)."""
     staged, case = stage_export(run, export_base)
     try:
         report = saved_model.check_all([case])[0]
+        decision = None
+        if run.config.export.require_no_worse:
+            judged = blessing.judge(
+                staged.path, staged.export_base, run.config.data.data_dir, run.spec.label, run.config.export
+            )
+            decision = judged.to_dict()
+            print(f"[export] {blessing.summary(judged)}", flush=True)
+            tf.io.gfile.makedirs(run.run_dir)
+            write_json(run.path(training.BLESSING_FILE), decision)
+            if not judged.blessed:
+                raise blessing.CandidateRefused(judged)
+            write_json(tf.io.gfile.join(staged.path, training.BLESSING_FILE), decision)
     except BaseException:
         saved_model.discard(staged)
         raise
-    return ExportResult(saved_model.publish(staged), report)
+    return ExportResult(saved_model.publish(staged), report, decision)
 
 
 def stage_export(
@@ -148,13 +165,20 @@ class Trainer:
     ) -> None:
         if tf.io.gfile.exists(run_dir) and not tf.io.gfile.isdir(run_dir):
             raise ValueError(f"The run directory {run_dir} is a file.")
+        check_data_validation(config)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.extra_callbacks = list(callbacks)
         keras.utils.set_random_seed(config.training.seed)
         self.run_state = training.build_run(config, run_dir, self.strategy)
         self.chief = workers.is_chief(self.strategy)
         self.worker = workers.worker_name(self.strategy)
+        carried = None
+        if config.training.warm_start and not tf.io.gfile.exists(tf.io.gfile.join(run_dir, training.HISTORY_FILE)):
+            carried = warm_start.warm_start(self.run_state, config.training.warm_start)
         prepare_run_dir(run_dir, config, self.chief)  # only once everything above is valid
+        if carried and self.chief:
+            warm_start.write(self.run_state, carried)
+            print(f"[train] {warm_start.summary(carried)}", flush=True)
 
     @property
     def run_dir(self) -> str:
@@ -337,6 +361,24 @@ class Trainer:
         if self.done(training.EXPORT_FILE):
             export = ExportResult(read_json(self.path(training.EXPORT_FILE))["path"])
         return RunResult(self.run_dir, tuple(stages_run), fit, metrics, export)
+
+
+def check_data_validation(config: config_lib.ExperimentConfig) -> None:
+    """`ValueError` naming every anomaly when the data directory's
+    ``validation.json`` marks it (`pipelines.validation`) and
+    ``data.accept_anomalies`` is not set."""
+    if not config.data.data_dir:
+        return
+    anomalies = prepared_data.anomalies(config.data.data_dir)
+    if anomalies and not config.data.accept_anomalies:
+        raise ValueError(
+            f"{config.data.data_dir} is marked with {len(anomalies)} data anomal"
+            f"{'y' if len(anomalies) == 1 else 'ies'} (its {prepared_data.VALIDATION_FILE}): "
+            + "; ".join(anomaly["message"] for anomaly in anomalies)
+            + ". Train on it anyway with --accept_anomalies (data.accept_anomalies=true)."
+        )
+    if anomalies:
+        print(f"[train] training on {config.data.data_dir} despite {len(anomalies)} anomalies (accepted)", flush=True)
 
 
 def prepare_run_dir(run_dir: str, config: config_lib.ExperimentConfig, chief: bool = True) -> None:

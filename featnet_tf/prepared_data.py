@@ -8,7 +8,9 @@ are defined here and nowhere else::
         train/ valid/ test/      part-*.tfrecord.gz, raw-value tf.train.Examples
         vocabularies/<field>.txt one token per line, id order (first line = id 2)
         feature_spec.json        the resolved FeatureSpec
-        statistics.json          rows, click rates, per-field statistics
+        statistics.json          rows, click rates, per-field statistics (numeric histograms too)
+        token_counts/<field>.parquet  (token, count) of the whole day, every vocabulary field
+        validation.json          the day against a baseline day (`pipelines.validation`), when one was given
         schema.pbtxt             the tensorflow-metadata Schema of the examples
         dead_letter/part-*.jsonl the rows that could not be parsed
 
@@ -32,6 +34,8 @@ STATISTICS_FILE = "statistics.json"
 PARTIAL_STATISTICS_FILE = "statistics.partial.json"
 SCHEMA_FILE = "schema.pbtxt"
 VOCABULARY_DIR = "vocabularies"
+TOKEN_COUNTS_DIR = "token_counts"
+VALIDATION_FILE = "validation.json"
 DEAD_LETTER_DIR = "dead_letter"
 SHARD_PREFIX = "part"
 TFRECORD_SUFFIX = ".tfrecord.gz"
@@ -58,6 +62,11 @@ def split_prefix(output_dir: str, split: str) -> str:
 def vocabulary_file(field_name: str) -> str:
     """A field's vocabulary file, relative to the directory (as the spec records it)."""
     return posixpath.join(VOCABULARY_DIR, f"{field_name}.txt")
+
+
+def token_counts_file(field_name: str) -> str:
+    """A field's whole-day token counts, relative to the directory."""
+    return posixpath.join(TOKEN_COUNTS_DIR, f"{field_name}.parquet")
 
 
 def split_files(output_dir: str, split: str) -> list[str]:
@@ -88,3 +97,13 @@ def load_feature_spec(output_dir: str) -> FeatureSpec:
 def load_statistics(output_dir: str) -> dict[str, Any]:
     """The statistics written by `pipelines.preprocess`."""
     return _read_json(output_dir, STATISTICS_FILE)
+
+
+def anomalies(output_dir: str) -> list[dict[str, Any]]:
+    """The anomalies ``validation.json`` marks the directory with (none
+    when it was not validated against a baseline)."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path(output_dir, VALIDATION_FILE)):
+        return []
+    return _read_json(output_dir, VALIDATION_FILE)["anomalies"]

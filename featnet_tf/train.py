@@ -10,7 +10,9 @@ stopping and the best weights, evaluates the test split, and publishes a
 checked SavedModel; a killed run started again with the same command resumes
 where it stopped. Exit codes: 2 for a bad flag, config or run directory
 (nothing written), 3 when the loss stopped being finite (nothing evaluated or
-exported), 4 when a worker of a multi-worker run failed.
+exported), 4 when a worker of a multi-worker run failed, 5 when the publish
+check refused the candidate (worse than the version serving: nothing
+published; ``blessing.json`` in the run directory says why).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import sys
 from typing import Sequence
 
 import featnet_tf  # noqa: F401  (selects legacy Keras)
+from featnet_tf import blessing, experiments, lifecycle, training, workers
 from featnet_tf import config as config_lib
-from featnet_tf import experiments, lifecycle, training, workers
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -42,6 +44,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--jit", action="store_true", help="XLA-compile the train step (sets training.jit)")
     parser.add_argument("--mixed_precision", action="store_true", help="mixed_float16 (sets training.mixed_precision)")
     parser.add_argument("--no_export", action="store_true", help="stop after metrics.json")
+    parser.add_argument(
+        "--warm_start", metavar="RUN_DIR", help="start from this earlier run's best weights (sets training.warm_start)"
+    )
+    parser.add_argument(
+        "--accept_anomalies",
+        action="store_true",
+        help="train on a data directory marked by its validation.json (sets data.accept_anomalies)",
+    )
     return parser.parse_args(argv)
 
 
@@ -53,6 +63,8 @@ def resolve_config(args: argparse.Namespace) -> config_lib.ExperimentConfig:
             "training.strategy": args.strategy,
             "training.jit": args.jit or None,
             "training.mixed_precision": args.mixed_precision or None,
+            "training.warm_start": args.warm_start,
+            "data.accept_anomalies": args.accept_anomalies or None,
         }.items()
         if value
     }
@@ -72,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(error, 3)
     except lifecycle.WorkerFailure as error:
         return fail(error, 4)
+    except blessing.CandidateRefused as error:
+        return fail(error, blessing.REFUSED_EXIT_CODE)
     return 0
 
 

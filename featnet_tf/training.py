@@ -7,6 +7,7 @@ A run directory holds::
     checkpoints/best*     the weights with the best validation AUC
     checkpoints/best.json {"epoch", "val_auc"} of those weights
     logs/                 TensorBoard
+    warm_start.json       what a warm-started run carried from the earlier run (`featnet_tf.warm_start`)
     history.json          per-epoch metrics; its presence means training finished
     metrics.json          test AUC, LogLoss, examples, config hash
     export.json           the version the run published ({"path"})
@@ -50,6 +51,8 @@ BEST_INFO = os.path.join("checkpoints", "best.json")
 HISTORY_FILE = "history.json"  # written when `fit` has finished: training is done
 METRICS_FILE = "metrics.json"  # written when the test split is evaluated
 EXPORT_FILE = "export.json"  # written when the run's export is published
+WARM_START_FILE = "warm_start.json"  # what a warm-started run carried (`featnet_tf.warm_start`)
+BLESSING_FILE = "blessing.json"  # the publish check's decision and both models' metrics (`featnet_tf.blessing`)
 
 
 @dataclasses.dataclass
@@ -296,5 +299,8 @@ def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
     best = best_info(run)
     if best:
         metrics["best_epoch"] = best["epoch"]
+    if tf.io.gfile.exists(run.path(WARM_START_FILE)):
+        carried = read_json(run.path(WARM_START_FILE))
+        metrics["warm_start"] = {"from": carried["from"], "rows": carried["rows"], "fields": carried["fields"]}
     write_json(run.path(METRICS_FILE), metrics)
     return metrics

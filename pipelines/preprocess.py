@@ -13,8 +13,17 @@ vocabularies on the train split only and writes, under ``--output_dir``:
 * ``schema.pbtxt``: the tensorflow-metadata Schema of the examples;
 * ``statistics.json``: rows and click rate per split, per-field cardinality,
   missing rate and valid/test OOV rate, rows in / written / dead-lettered;
+* ``token_counts/<field>.parquet``: (token, count) of every vocabulary field
+  over the whole day;
 * ``dead_letter/``: JSON lines ``{file, line, reason, text}`` of the rows that
-  could not be parsed.
+  could not be parsed;
+* ``validation.json``, with ``--baseline PREPARED_DIR``: the day against the
+  baseline day (`pipelines.validation`: L-infinity distance of categorical
+  fields, Jensen-Shannon divergence of numeric ones, out-of-vocabulary share,
+  missing rates, click rate, schema changes) and its anomalies. A day with
+  anomalies is written but marked: the command names every anomalous field
+  with both values and exits with code 3; ``featnet_tf.train`` refuses the
+  directory unless ``--accept_anomalies`` is given.
 
 The output appears whole or not at all: everything is written into a staging
 directory beside it and moved into place only when the run has passed its
@@ -54,7 +63,7 @@ from google.protobuf import text_format
 from featnet_tf import prepared_data
 from featnet_tf.features import FeatureSpec, with_vocabulary_sizes
 from featnet_tf.prepared_data import SPLITS
-from pipelines import examples, staging, transforms
+from pipelines import examples, staging, transforms, validation
 from pipelines.formats import FORMATS, spec_for_format
 from pipelines.rows import RowParser
 from pipelines.splits import ColumnSplit, FixedSplit, HashSplit, IndexSplit, read_index_file
@@ -64,6 +73,7 @@ from pipelines.transforms import (
     CountRows,
     CountTokensFn,
     InputFileError,
+    NumericHistogramsFn,
     ReadSources,
     SumTokenCounts,
     WriteDeadLetter,
@@ -71,6 +81,7 @@ from pipelines.transforms import (
     check_inputs_exist,
     summarize,
     write_text,
+    write_token_counts,
     write_vocabulary,
 )
 
@@ -82,6 +93,7 @@ class PreprocessResult:
     output_dir: str
     spec: FeatureSpec
     statistics: dict[str, Any]
+    validation: dict[str, Any] | None = None  # what validation.json holds, when a baseline was given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +116,21 @@ class PreprocessOptions:
     split_boundaries: str = ""
     max_bad_fraction: float = 0.01
     overwrite: bool = False
+    baseline: str | None = None
+    max_l_infinity: float = validation.Thresholds.l_infinity
+    max_js_divergence: float = validation.Thresholds.js_divergence
+    max_oov_increase: float = validation.Thresholds.oov_increase
+    max_missing_change: float = validation.Thresholds.missing_change
+    max_click_rate_change: float = validation.Thresholds.click_rate_change
+
+    def thresholds(self) -> validation.Thresholds:
+        return validation.Thresholds(
+            self.max_l_infinity,
+            self.max_js_divergence,
+            self.max_oov_increase,
+            self.max_missing_change,
+            self.max_click_rate_change,
+        )
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -135,6 +162,22 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a non-empty --output_dir (once the new run has succeeded)"
     )
+    parser.add_argument(
+        "--baseline",
+        help="a prepared directory (yesterday's) to validate this day against: writes validation.json; "
+        "exit code 3 when it finds anomalies",
+    )
+    defaults = validation.Thresholds()
+    for flag, default, what in (
+        ("max_l_infinity", defaults.l_infinity, "L-infinity distance of a categorical or multi-hot field"),
+        ("max_js_divergence", defaults.js_divergence, "Jensen-Shannon divergence (bits) of a numeric field"),
+        ("max_oov_increase", defaults.oov_increase, "rise of a field's out-of-vocabulary share over the baseline's"),
+        ("max_missing_change", defaults.missing_change, "change of a field's missing rate"),
+        ("max_click_rate_change", defaults.click_rate_change, "relative change of the click rate"),
+    ):
+        parser.add_argument(
+            f"--{flag}", type=float, default=default, help=f"anomaly above this {what} (a field's own in the spec wins)"
+        )
     return parser.parse_known_args(argv)
 
 
@@ -162,7 +205,19 @@ def build_pipeline(
         | "CountTokens" >> beam.ParDo(CountTokensFn(spec))
         | "SumTokenCounts" >> beam.CombinePerKey(SumTokenCounts())
     )
-    vocabularies, oov_counts = token_counts | "BuildVocabularies" >> BuildVocabularies(spec)
+    vocabularies, day_token_counts, oov_counts = token_counts | "BuildVocabularies" >> BuildVocabularies(spec)
+    token_count_files = (
+        day_token_counts
+        | "WriteTokenCounts"
+        >> beam.Map(write_token_counts, prepared_data.path(output_dir, prepared_data.TOKEN_COUNTS_DIR))
+        | "AllTokenCounts" >> beam.combiners.ToList()
+    )
+    histograms = (
+        batches
+        | "NumericHistograms" >> beam.ParDo(NumericHistogramsFn(spec))
+        | "SumHistograms" >> beam.CombinePerKey(lambda arrays: np.sum(list(arrays), axis=0))
+        | "HistogramsDict" >> beam.combiners.ToDict()
+    )
     vocabulary_summary = (
         vocabularies
         | "WriteVocabularies" >> beam.Map(write_vocabulary, vocabulary_dir)
@@ -176,7 +231,7 @@ def build_pipeline(
         | "SplitCountsDict" >> beam.combiners.ToDict()
     )
 
-    def write_metadata(split_counts, vocabulary_summary, accounting):
+    def write_metadata(split_counts, vocabulary_summary, accounting, histograms):
         sizes = {name: size for name, size, _ in vocabulary_summary}
         cardinalities = {name: cardinality for name, _, cardinality in vocabulary_summary}
         resolved = with_vocabulary_sizes(spec, sizes)
@@ -186,7 +241,7 @@ def build_pipeline(
             prepared_data.path(output_dir, prepared_data.FEATURE_SPEC_FILE),
             json.dumps(resolved.to_dict(), indent=2) + "\n",
         )
-        statistics = summarize(resolved, split_counts, sizes, cardinalities)
+        statistics = summarize(resolved, split_counts, sizes, cardinalities, histograms)
         statistics["split_provenance"] = split_provenance
         statistics["rows"] = {
             "rows_in": accounting["rows_in"],
@@ -206,15 +261,19 @@ def build_pipeline(
         | "Once" >> beam.Create([None])
         | "WriteMetadata"
         >> beam.Map(
-            lambda _, counts, summary, accounting, *files_written: write_metadata(counts, summary, accounting),
+            lambda _, counts, summary, accounting, histograms, *files_written: write_metadata(
+                counts, summary, accounting, histograms
+            ),
             beam.pvalue.AsSingleton(split_counts),
             beam.pvalue.AsSingleton(vocabulary_summary),
             beam.pvalue.AsSingleton(accounting),
+            beam.pvalue.AsSingleton(histograms),
             # The data files are final before the metadata is written; and every
             # output feeds this last step, since the DaskRunner computes only the
             # graph of a pipeline's last transform (Beam 2.77's run_pipeline).
             beam.pvalue.AsSingleton(split_files),
             beam.pvalue.AsSingleton(dead_letter_files),
+            beam.pvalue.AsSingleton(token_count_files),
         )
     )
 
@@ -267,18 +326,27 @@ class TooManyBadRows(RuntimeError):
 
 
 def run(argv: Sequence[str] | None = None) -> PreprocessResult:
-    """The command line's run: its flags, the rest Beam's `PipelineOptions`."""
+    """The command line's run: its flags, the rest Beam's `PipelineOptions`;
+    `validation.DataAnomalies` once a day with anomalies is written."""
     args, pipeline_args = parse_args(argv)
-    return preprocess(PreprocessOptions(**vars(args)), pipeline_args)
+    result = preprocess(PreprocessOptions(**vars(args)), pipeline_args)
+    if result.validation and result.validation["anomalies"]:
+        raise validation.DataAnomalies(result.output_dir, result.validation)
+    return result
 
 
 def preprocess(args: PreprocessOptions, pipeline_args: Sequence[str] = ()) -> PreprocessResult:
     """Runs the pipeline (Beam's DirectRunner unless `pipeline_args` name
     another) and publishes `args.output_dir` whole, or raises with nothing
     published: `ValueError` for options that cannot work, `RuntimeError` for
-    an input that fails or more malformed rows than `args.max_bad_fraction`."""
+    an input that fails or more malformed rows than `args.max_bad_fraction`.
+    A day validated against `args.baseline` is published whatever its
+    anomalies (the result's `validation` lists them, and ``validation.json``
+    marks the directory, which training then refuses)."""
     spec = spec_for_format(args.format, FeatureSpec.load(args.spec) if args.spec else None, args.min_count)
     transforms.check_max_bad_fraction(args.max_bad_fraction)
+    if args.baseline and not FileSystems.exists(prepared_data.path(args.baseline, prepared_data.STATISTICS_FILE)):
+        raise ValueError(f"--baseline {args.baseline} is not a preprocessing output directory (no statistics.json)")
     staging.check_output_dir(args.output_dir, args.overwrite)
     sources, provenance = plan_sources(args, spec)
     options = transforms.pipeline_options(pipeline_args)
@@ -294,6 +362,13 @@ def preprocess(args: PreprocessOptions, pipeline_args: Sequence[str] = ()) -> Pr
                 f"{transforms.runner_error_message(error)}; nothing was written to {args.output_dir}"
             ) from None
         outcome = finish(staged, args.max_bad_fraction)
+        if args.baseline:
+            report = validation.validate(staged, args.baseline, args.thresholds())
+            report["day"] = args.output_dir
+            write_text(prepared_data.path(staged, prepared_data.VALIDATION_FILE), json.dumps(report, indent=2) + "\n")
+            for line in validation.summary_lines(report):
+                print(f"[preprocess] {line}")
+            outcome = dataclasses.replace(outcome, validation=report)
     except TooManyBadRows as error:
         staging.move_dead_letter(staged, dead_letter_kept)
         staging.discard(staged)
@@ -354,6 +429,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger().setLevel(logging.WARNING)
     try:
         run(argv)
+    except validation.DataAnomalies as error:
+        print(f"[preprocess] {error}", file=sys.stderr)
+        print(
+            f"[preprocess] {error.output_dir} is written and marked: train on it only with --accept_anomalies",
+            file=sys.stderr,
+        )
+        return validation.ANOMALIES_EXIT_CODE
     except (ValueError, RuntimeError) as error:
         print(f"[preprocess] error: {error}", file=sys.stderr)
         return 1

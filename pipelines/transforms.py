@@ -37,7 +37,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from featnet_tf import prepared_data
 from featnet_tf.features import FeatureSpec
 from featnet_tf.prepared_data import SPLITS
-from pipelines import columns, examples
+from pipelines import columns, examples, validation
 from pipelines.batches import BatchParser, RowBatch
 from pipelines.rows import RowParser
 from pipelines.shards import WriteShards, make_directory
@@ -347,10 +347,13 @@ def vocabulary_and_oov(
     item: tuple[str, Iterable[tuple[str, pa.Table]]], spec: FeatureSpec
 ) -> Iterable[tuple[str, Any]]:
     """One field's token counts by split → ``("vocabularies", (field, tokens,
-    cardinality))``, the tokens in id order, and ``("statistics", (split,
-    counts))`` of the valid/test OOV and token counts against it."""
+    cardinality))``, the tokens in id order, ``("token_counts", (field,
+    counts))`` of the whole day (what `pipelines.validation` compares days
+    by), and ``("statistics", (split, counts))`` of the valid/test OOV and
+    token counts against the vocabulary."""
     name, by_split = item
     counts = dict(by_split)
+    yield "token_counts", (name, sum_token_counts(list(counts.values())))
     field = spec[name]
     train = counts.get("train", TOKEN_COUNTS_SCHEMA.empty_table())
     tokens = vocabulary_order(train, field.min_count, field.top_k)
@@ -370,8 +373,9 @@ def vocabulary_and_oov(
 class BuildVocabularies(beam.PTransform):
     """``((split, field), counts)`` → the vocabularies, ``(field, tokens,
     cardinality)`` with the tokens in id order, built from the train counts,
-    and ``(split, counts)`` vectors of valid/test OOV and token counts. One
-    group per field: no side input, nothing but token counts in memory."""
+    the ``(field, counts)`` of the whole day, and ``(split, counts)`` vectors
+    of valid/test OOV and token counts. One group per field: no side input,
+    nothing but token counts in memory."""
 
     def __init__(self, spec: FeatureSpec) -> None:
         super().__init__()
@@ -394,8 +398,8 @@ class BuildVocabularies(beam.PTransform):
             | "SumBySplit" >> beam.MapTuple(lambda name, items: (name, _sum_by_split(items)))
             | "Vocabularies" >> beam.FlatMap(vocabulary_and_oov, spec)
         )
-        split = split_outputs(outputs, ("vocabularies", "statistics"))
-        return split["vocabularies"], split["statistics"]
+        split = split_outputs(outputs, ("vocabularies", "token_counts", "statistics"))
+        return split["vocabularies"], split["token_counts"], split["statistics"]
 
 
 def _sum_by_split(items: Iterable[tuple[str, pa.Table]]) -> list[tuple[str, pa.Table]]:
@@ -403,6 +407,13 @@ def _sum_by_split(items: Iterable[tuple[str, pa.Table]]) -> list[tuple[str, pa.T
     for split, table in items:
         tables.setdefault(split, []).append(table)
     return [(split, sum_token_counts(parts)) for split, parts in tables.items()]
+
+
+def write_token_counts(item: tuple[str, pa.Table], token_counts_dir: str) -> str:
+    name, table = item
+    make_directory(token_counts_dir)
+    validation.write_token_counts(table, FileSystems.join(token_counts_dir, f"{name}.parquet"))
+    return name
 
 
 def write_vocabulary(item: tuple[str, list[str], int], vocabulary_dir: str) -> tuple[str, int, int]:
@@ -446,13 +457,27 @@ class BatchStatisticsFn(beam.DoFn):
                 yield split, counts[code]
 
 
+class NumericHistogramsFn(beam.DoFn):
+    """``(field, counts)`` of each numeric field's values in a batch (every
+    split), in `pipelines.validation.numeric_histogram`'s fixed buckets."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.fields = [field.name for field in spec.fields if field.kind == "numeric"]
+
+    def process(self, batch: RowBatch) -> Iterable[Any]:
+        for name in self.fields:
+            values = batch.values[name].drop_null().to_numpy(zero_copy_only=False)
+            yield name, validation.numeric_histogram(values)
+
+
 def summarize(
     spec: FeatureSpec,
     split_counts: dict[str, np.ndarray],
     vocabulary_sizes: dict[str, int],
     cardinalities: dict[str, int],
+    histograms: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """The statistics JSON from the per-split count vectors."""
+    """The statistics JSON from the per-split count vectors (and the numeric fields' histograms)."""
     width = spec.num_fields
     empty = np.zeros(2 + 3 * width, dtype=np.int64)
     total = sum((split_counts.get(split, empty) for split in SPLITS), empty)
@@ -476,6 +501,8 @@ def summarize(
                 entry[f"{split}_oov_rate"] = float(counts[2 + width + index] / tokens) if tokens else None
         elif field.hash_buckets is not None:
             entry["hash_buckets"] = field.hash_buckets
+        if histograms and field.name in histograms:
+            entry["histogram"] = validation.histogram_to_json(histograms[field.name])
         fields[field.name] = entry
     return {"splits": splits, "fields": fields}
 

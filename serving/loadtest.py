@@ -126,8 +126,11 @@ def run_load(
     metrics_target: str | None = None,
     abusive_clients: int = 0,
     rest_target: str | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Runs the load and returns its summary (latencies in milliseconds).
+    It lasts `seconds`, or until `stop` is set (a caller's own work, such
+    as publishing a stream of days, done).
     With `metrics_target` (the server's REST ``HOST:PORT``), the server's
     Predict counts by status code are read before and after, and the summary
     says whether they match what the clients sent and got back."""
@@ -158,7 +161,7 @@ def run_load(
             start_barrier.wait()
             deadline = time.perf_counter() + seconds
             for count, request in zip(range(max_requests), itertools.cycle(requests)):
-                if time.perf_counter() >= deadline:
+                if time.perf_counter() >= deadline or (stop is not None and stop.is_set()):
                     break
                 begin = time.perf_counter()
                 try:

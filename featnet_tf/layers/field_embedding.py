@@ -78,6 +78,12 @@ class FieldEmbedding(keras.layers.Layer):
         group_order = [f.name for f in token_fields + self._value_fields + self._dense_fields]
         self._spec_order = [group_order.index(name) for name in feature_spec.names]
 
+    def row_ranges(self) -> dict[str, tuple[int, int]]:
+        """Each id field's rows of the shared table: ``{name: (first row, rows)}``
+        (row ``first + id`` embeds the field's id; `featnet_tf.warm_start` maps them by token)."""
+        fields = self._single_id_fields + self._multi_hot_fields
+        return {field.name: (self._offsets[field.name], field.num_ids) for field in fields}
+
     def build(self, input_shape: Any) -> None:
         if self._table_size:
             self.embeddings = self.add_weight(
