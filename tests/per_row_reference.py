@@ -19,7 +19,7 @@ import numpy as np
 
 from featnet_tf.features import FeatureSpec, is_missing
 from featnet_tf.prepared_data import SPLITS
-from pipelines import examples, transforms
+from pipelines import examples, transforms, validation
 from pipelines.bad_rows import BadRowError
 from pipelines.rows import Row, RowParser, field_tokens
 
@@ -103,7 +103,19 @@ def reference_preprocess(spec: FeatureSpec, sources: Sequence[tuple[Sequence[str
                 vector[2 + width + index] += sum(token not in vocabulary_sets[field.name] for token in tokens)
     sizes = {name: len(tokens) for name, tokens in vocabularies.items()}
     cardinalities = {name: len(counter) for name, counter in counts.items()}
-    statistics = transforms.summarize(spec, split_counts, sizes, cardinalities)
+    numeric = [field.name for field in spec.fields if field.kind == "numeric"]
+    histograms = {  # every split's present values, one row at a time
+        name: sum(
+            (
+                validation.numeric_histogram(np.array([row.values[name]]))
+                for row in rows
+                if not is_missing(row.values[name])
+            ),
+            np.zeros(validation.HISTOGRAM_SIZE, np.int64),
+        )
+        for name in numeric
+    }
+    statistics = transforms.summarize(spec, split_counts, sizes, cardinalities, histograms)
     reasons = collections.Counter(record["reason"].split(":")[0] for record in dead)
     statistics["rows"] = {
         "rows_in": len(rows) + len(dead),

@@ -1,6 +1,5 @@
 """Publishing only a model that is no worse than the version serving."""
 
-import dataclasses
 import json
 import os
 import shutil
@@ -42,19 +41,18 @@ def test_a_worse_candidate_is_refused_and_the_export_base_left_untouched(tiny_ru
         assert json.load(stream)["blessed"] is False  # the run directory says why
 
 
-def test_a_better_candidate_is_published_as_the_next_version(tiny_run, base_with_version_1, tmp_path):
-    # A few hundred steps leave the tiny model's mean prediction off the click
-    # rate, by more or less than version 1's; this test is about AUC and LogLoss.
-    config = dataclasses.replace(
-        tiny_run.config, export=dataclasses.replace(tiny_run.config.export, max_calibration_error=1.0)
-    )
-    better = training.build_run(config, str(tmp_path / "better"))
-    better.model.set_weights(tiny_run.model.get_weights())
-    better.model.fit(better.dataset("train", 64, repeat=True, seed=1), steps_per_epoch=120, epochs=1, verbose=0)
-    published = lifecycle.export_run(better, base_with_version_1)
+def test_a_candidate_no_worse_is_published_as_the_next_version(tiny_run, base_with_version_1, tmp_path):
+    # The same weights as version 1: equal AUC, LogLoss and calibration, the
+    # boundary of "no worse" under the default bounds. (Better candidates,
+    # published day after day: BENCHMARKS.md, "Day after day".)
+    same = training.build_run(tiny_run.config, str(tmp_path / "same"))
+    same.model.set_weights(tiny_run.model.get_weights())
+    published = lifecycle.export_run(same, base_with_version_1)
     assert published.path == os.path.join(base_with_version_1, "2")
     assert published.blessing["blessed"] and published.blessing["baseline"]["version"] == 1
-    assert published.blessing["candidate"]["auc"] >= published.blessing["baseline"]["auc"]
+    assert published.blessing["candidate"]["auc"] == pytest.approx(published.blessing["baseline"]["auc"])
+    with open(os.path.join(published.path, training.BLESSING_FILE)) as stream:
+        assert json.load(stream)["blessed"]
 
 
 def test_a_baseline_version_that_cannot_be_loaded_is_skipped_by_name(

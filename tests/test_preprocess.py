@@ -77,9 +77,14 @@ def test_vocabularies_come_from_train_rows_only():
             | beam.ParDo(transforms.CountTokensFn(spec))
             | beam.CombinePerKey(transforms.SumTokenCounts())
         )
-        vocabularies, oov = token_counts | transforms.BuildVocabularies(spec)
+        vocabularies, day_counts, oov = token_counts | transforms.BuildVocabularies(spec)
         # lyon is below min_count; rome is only in valid/test, where it is out of the vocabulary.
         assert_that(vocabularies, equal_to([("city", ["paris"], 2)]), label="Vocabularies")
+        assert_that(  # the whole day's counts, every split: what days are compared by
+            day_counts | beam.MapTuple(lambda name, table: (name, sorted(zip(*table.to_pydict().values())))),
+            equal_to([("city", [("lyon", 1), ("paris", 2), ("rome", 3)])]),
+            label="DayTokenCounts",
+        )
         assert_that(
             oov | beam.MapTuple(lambda split, counts: (split, counts[2 + 2 + 0], counts[2 + 2 * 2 + 0])),
             equal_to([("valid", 1, 1), ("test", 2, 2)]),

@@ -59,6 +59,9 @@ def table_of(run):
 
 
 def test_rows_are_carried_by_token_kept_new_dropped_and_hashed(two_days, yesterday, tmp_path):
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(99)  # today's fresh rows drawn apart from yesterday's
     today = training.build_run(make_config(two_days[1]), str(tmp_path / "today"))
     _, fresh = table_of(today)
     carried = warm_start.warm_start(today, yesterday.run_dir)
