@@ -23,7 +23,7 @@ def three_days(tmp_path_factory):
     from demo import days
 
     work_dir = str(tmp_path_factory.mktemp("days") / "loop")
-    return work_dir, days.run_days(work_dir, days=3, rows=4000, epochs=2, overrides=SMALL_FEATNET)
+    return work_dir, days.run_days(work_dir, days=3, rows=3000, epochs=1, overrides=SMALL_FEATNET)
 
 
 def test_each_day_is_validated_against_the_day_before(three_days):
