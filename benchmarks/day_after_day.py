@@ -319,16 +319,14 @@ def judge(run_trainer: lifecycle.Trainer) -> dict[str, Any]:
         published = result.export.path
     except blessing.CandidateRefused:
         published = None
-    with open(run_trainer.path(training.BLESSING_FILE), encoding="utf-8") as stream:
-        decision = json.load(stream)
-    summary = blessing.summary(blessing.Blessing(**{**decision, "reasons": tuple(decision["reasons"])}))
+    decision = blessing.Blessing.read(run_trainer.run_dir)
     return {
         "published": published,
-        "blessed": decision["blessed"],
-        "candidate": decision["candidate"],
-        "baseline": decision["baseline"],
-        "reasons": decision["reasons"],
-        "summary": summary,
+        "blessed": decision.blessed,
+        "candidate": decision.candidate,
+        "baseline": decision.baseline,
+        "reasons": list(decision.reasons),
+        "summary": blessing.summary(decision),
     }
 
 

@@ -66,12 +66,7 @@ def train_day(data_dir: str, run_dir: str, export_base: str, recipe: tuple[str, 
     except blessing.CandidateRefused:
         published = None
         test_auc = trainer.results().metrics["auc"]
-    decision = blessing_file(run_dir)
-    return test_auc, decision, published
-
-
-def blessing_file(run_dir: str) -> dict[str, Any]:
-    return read_json(os.path.join(run_dir, training.BLESSING_FILE))
+    return test_auc, blessing.Blessing.read(run_dir).to_dict(), published
 
 
 def answering_version(target: str, examples: list[bytes], wait_for: int | None, seconds: float = 30.0) -> int:

@@ -34,7 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 from featnet_tf import config as config_lib
-from featnet_tf import prepared_data
+from featnet_tf import prepared_data, training
+from featnet_tf.files import read_json
 from featnet_tf.metrics import binary_auc, log_loss
 from tfbase.versions import list_versions
 
@@ -67,6 +68,18 @@ class Blessing:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def read(cls, run_dir: str) -> "Blessing":
+        """The decision a run's export wrote (``blessing.json`` in its run directory)."""
+        decision = read_json(tf.io.gfile.join(run_dir, training.BLESSING_FILE))
+        return cls(
+            **{
+                **decision,
+                "reasons": tuple(decision["reasons"]),
+                "skipped_versions": tuple(decision["skipped_versions"]),
+            }
+        )
 
 
 def validation_rows(data_dir: str, label: str) -> tuple[list[bytes], np.ndarray]:
